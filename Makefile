@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both build .venv first on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit integration e2e bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## make run: the whole service on an embedded local AWS (ports LOCAL_AWS_PORT/PORT/DEV_PORT, SEED=0 to skip the demo roster)
+run: $(STAMP)
+	$(PY) -m local.stack
+
+## make test: every test (unit, integration against moto, end-to-end against the local stack)
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q tests/integration
+
+e2e: $(STAMP)
+	$(PY) -m pytest -q tests/e2e
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis artifacts

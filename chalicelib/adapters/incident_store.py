@@ -1,0 +1,245 @@
+"""Incidents and their timelines in DynamoDB.
+
+Every change to an incident is written in one transaction with the timeline events it causes. The transaction's
+condition on the incident's `last_seq` makes the writers take turns (optimistic concurrency): exactly one of any
+number of concurrent writers gets each seq, so the timeline is gapless, its hash chain linear, and a state change
+can never be committed without its event or the other way round.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.adapters.models import IncidentModel, LookupModel, TimelineEventModel
+from chalicelib.domain.errors import NotFound, Unavailable
+from chalicelib.domain.timeline import GENESIS_HASH, event_hash
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    """One fixed format (millisecond precision, Z), so stored times also compare correctly as strings."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class NewEvent:
+    type: str
+    details: dict = field(default_factory=dict)
+    actor: str | None = None
+    at: str | None = None
+
+
+@dataclass
+class Change:
+    """What a decision wants written: update actions and extra conditions on the incident, and the events."""
+
+    actions: list[Action] = field(default_factory=list)
+    condition: Condition | None = None
+    events: list[NewEvent] = field(default_factory=list)
+
+
+class RetryLater(Exception):
+    """Raised by a decision that must wait (a pager holds the paging lease); the store retries it shortly."""
+
+
+Decide = Callable[[IncidentModel], Change | None]
+
+
+def _is_conditional_failure(error: TransactWriteError) -> bool:
+    reasons = getattr(error, "cancellation_reasons", None) or []
+    return any(r is not None and r.code in ("ConditionalCheckFailed", "TransactionConflict") for r in reasons) or (
+        error.cause_response_code == "TransactionConflictException"
+    )
+
+
+class IncidentStore:
+    def __init__(self, connection: Connection):
+        self._connection = connection
+
+    # --- reads ---------------------------------------------------------------------------------------------------
+    def get(self, incident_id: str, consistent: bool = True) -> IncidentModel:
+        try:
+            return IncidentModel.get(incident_id, consistent_read=consistent)
+        except DoesNotExist as exc:
+            raise NotFound(f"incident {incident_id} not found") from exc
+
+    def find(self, incident_id: str) -> IncidentModel | None:
+        try:
+            return IncidentModel.get(incident_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    def id_for_reference(self, reference: str) -> str | None:
+        try:
+            return LookupModel.get(f"ref#{reference.upper()}", consistent_read=True).incident_id
+        except DoesNotExist:
+            return None
+
+    def timeline(self, incident_id: str) -> list[TimelineEventModel]:
+        return list(TimelineEventModel.query(incident_id, consistent_read=True))
+
+    def list_by_day(self, day: str, since: str, until: str, newest_first: bool = True, **kwargs):
+        return IncidentModel.by_day.query(
+            day,
+            IncidentModel.created_at.between(since, until),
+            scan_index_forward=not newest_first,
+            **kwargs,
+        )
+
+    # --- writes --------------------------------------------------------------------------------------------------
+    def create(self, incident: IncidentModel, created: NewEvent) -> bool:
+        """Writes the incident, its reference claim and its first event atomically.
+
+        Returns False when the reference is taken (the caller draws another). Raises FileExistsError when the
+        incident id exists already (a retried request: ids derive from the idempotency key)."""
+        event = self._event_model(incident.incident_id, 1, GENESIS_HASH, created)
+        incident.last_seq = 1
+        incident.last_hash = event.hash
+        claim = LookupModel(f"ref#{incident.reference}", incident_id=incident.incident_id)
+        # Short codes are not unique; this points at the newest incident with the code, for recording spoofed replies.
+        code_hint = LookupModel(f"code#{incident.reference[3:7]}", incident_id=incident.incident_id,
+                                expires_at=timedelta(days=2))
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                tx.save(incident, condition=IncidentModel.incident_id.does_not_exist())
+                tx.save(claim, condition=LookupModel.key.does_not_exist())
+                tx.save(event, condition=TimelineEventModel.incident_id.does_not_exist())
+                tx.save(code_hint)
+        except TransactWriteError as exc:
+            reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise FileExistsError(incident.incident_id) from exc
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return False
+            raise Unavailable("could not store the incident, retry with the same Idempotency-Key") from exc
+        return True
+
+    def record(self, incident_id: str, decide: Decide, deadline_s: float = 10.0) -> IncidentModel:
+        """Read the incident, let `decide` turn it into a Change, commit it with its events; on a concurrent writer
+        read again and decide again. `decide` may raise a domain error (nothing is written) or RetryLater."""
+        give_up_at = time.monotonic() + deadline_s
+        attempt = 0
+        while True:
+            incident = self.get(incident_id)
+            try:
+                change = decide(incident)
+            except RetryLater:
+                change = None
+                committed = False
+            else:
+                if change is None:
+                    return incident
+                committed = self._commit(incident, change)
+                if committed:
+                    return self.get(incident_id)
+            attempt += 1
+            if time.monotonic() > give_up_at:
+                raise Unavailable("the incident is busy, try again")
+            # Full jitter keeps many concurrent writers (say 50 simultaneous ACKs) from retrying in lockstep.
+            time.sleep(random.uniform(0, min(0.2, 0.01 * 2 ** min(attempt, 5))))
+
+    def append(self, incident_id: str, *events: NewEvent) -> IncidentModel:
+        return self.record(incident_id, lambda _incident: Change(events=list(events)))
+
+    def _commit(self, incident: IncidentModel, change: Change) -> bool:
+        seq, prev_hash = int(incident.last_seq), incident.last_hash or GENESIS_HASH
+        models = []
+        for new_event in change.events:
+            seq += 1
+            model = self._event_model(incident.incident_id, seq, prev_hash, new_event)
+            prev_hash = model.hash
+            models.append(model)
+        actions = list(change.actions) + [IncidentModel.last_seq.set(seq), IncidentModel.last_hash.set(prev_hash)]
+        condition = IncidentModel.last_seq == incident.last_seq
+        if change.condition is not None:
+            condition = condition & change.condition
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                tx.update(incident, actions=actions, condition=condition, add_version_condition=False)
+                for model in models:
+                    tx.save(model, condition=TimelineEventModel.incident_id.does_not_exist())
+        except TransactWriteError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise Unavailable("could not record the change, try again") from exc
+        return True
+
+    @staticmethod
+    def _event_model(incident_id: str, seq: int, prev_hash: str, new_event: NewEvent) -> TimelineEventModel:
+        at = new_event.at or iso(utc_now())
+        return TimelineEventModel(
+            incident_id,
+            seq,
+            at=at,
+            type=new_event.type,
+            actor=new_event.actor,
+            details=new_event.details,
+            prev_hash=prev_hash,
+            hash=event_hash(prev_hash, seq, at, new_event.type, new_event.actor, new_event.details),
+        )
+
+    # --- the paging lease (see services/escalation.py) ------------------------------------------------------------
+    def take_paging_lease(self, incident_id: str, condition: Condition, lease_s: int) -> str | None:
+        """Marks the incident as 'pager sending now' if `condition` holds and no live lease exists. Returns the
+        lease stamp, or None when the condition does not hold (the caller re-reads to learn why)."""
+        now = utc_now()
+        stamp = iso(now)
+        cutoff = iso(now - timedelta(seconds=lease_s))
+        free = IncidentModel.paging_since.does_not_exist() | (IncidentModel.paging_since < cutoff)
+        try:
+            IncidentModel(incident_id).update(
+                actions=[IncidentModel.paging_since.set(stamp)],
+                condition=IncidentModel.incident_id.exists() & condition & free,
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return None
+            raise
+        return stamp
+
+    def release_paging_lease(self, incident_id: str, stamp: str) -> None:
+        try:
+            IncidentModel(incident_id).update(
+                actions=[IncidentModel.paging_since.remove()], condition=IncidentModel.paging_since == stamp
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+
+
+def no_live_paging_lease(lease_s: int) -> Condition:
+    """For status changes out of `triggered`: they commit only while no pager is mid-send, so no page can leave
+    after an acknowledgement (or cancel, or resolve) is committed."""
+    cutoff = iso(utc_now() - timedelta(seconds=lease_s))
+    return IncidentModel.paging_since.does_not_exist() | (IncidentModel.paging_since < cutoff)
+
+
+def paging_lease_is_live(incident: IncidentModel, lease_s: int) -> bool:
+    return incident.paging_since is not None and incident.paging_since >= iso(utc_now() - timedelta(seconds=lease_s))
+
+
+def count_in_window(key: str, window_s: int, limit: int) -> bool:
+    """Atomic counter per key and window; True while the count stays within `limit`."""
+    window = int(time.time()) // window_s
+    item = LookupModel(f"{key}#{window}")
+    try:
+        item.update(
+            actions=[LookupModel.count.add(1), LookupModel.expires_at.set(timedelta(seconds=2 * window_s))],
+        )
+    except UpdateError as exc:
+        raise Unavailable("rate limiter unavailable") from exc
+    return int(item.count) <= limit
+

@@ -1,0 +1,74 @@
+"""Settings from the environment, read lazily and once.
+
+Nothing here runs at import time: Lambda cold starts and tests both set the environment
+before the first call to `settings()`; tests that change it call `settings.cache_clear()`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    # Set only locally (moto server); None on AWS so boto3 and PynamoDB use the real endpoints.
+    aws_endpoint_url: str | None
+    incidents_table: str
+    timeline_table: str
+    pages_table: str
+    directory_table: str
+    lookups_table: str
+    idempotency_table: str
+    escalation_state_machine_arn: str
+    page_queue_url: str
+    # Tokens: HS256 with a shared secret locally; RS256 via the identity provider's JWKS in production.
+    token_secret: str | None
+    token_jwks_url: str | None
+    token_issuer: str
+    token_audience: str
+    # How long a pager may hold the paging lease (seconds); an acknowledgement waits for it. See services/escalation.py.
+    paging_lease_s: int
+    cancel_pin_max_attempts: int
+    sms_replies_per_window: int
+    sms_reply_window_s: int
+    retention_days: int
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _required(name: str) -> str:
+    value = _env(name)
+    if value is None:
+        raise RuntimeError(f"environment variable {name} is not set")
+    return value
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings(
+        region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1")),
+        aws_endpoint_url=_env("AWS_ENDPOINT_URL"),
+        incidents_table=_required("INCIDENTS_TABLE"),
+        timeline_table=_required("TIMELINE_TABLE"),
+        pages_table=_required("PAGES_TABLE"),
+        directory_table=_required("DIRECTORY_TABLE"),
+        lookups_table=_required("LOOKUPS_TABLE"),
+        idempotency_table=_required("IDEMPOTENCY_TABLE"),
+        escalation_state_machine_arn=_required("ESCALATION_STATE_MACHINE_ARN"),
+        page_queue_url=_required("PAGE_QUEUE_URL"),
+        token_secret=_env("TOKEN_SECRET"),
+        token_jwks_url=_env("TOKEN_JWKS_URL"),
+        token_issuer=_env("TOKEN_ISSUER", "trust-safety-local"),
+        token_audience=_env("TOKEN_AUDIENCE", "trust-safety-api"),
+        paging_lease_s=int(_env("PAGING_LEASE_S", "30")),
+        cancel_pin_max_attempts=int(_env("CANCEL_PIN_MAX_ATTEMPTS", "5")),
+        sms_replies_per_window=int(_env("SMS_REPLIES_PER_WINDOW", "5")),
+        sms_reply_window_s=int(_env("SMS_REPLY_WINDOW_S", "600")),
+        retention_days=int(_env("RETENTION_DAYS", "180")),
+    )

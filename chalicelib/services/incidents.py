@@ -1,0 +1,289 @@
+"""Shopper-side use cases: open an incident, read it, add locations and notes, cancel it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from chalicelib.adapters.incident_store import (
+    Change,
+    IncidentStore,
+    NewEvent,
+    RetryLater,
+    iso,
+    no_live_paging_lease,
+    paging_lease_is_live,
+    utc_now,
+)
+from chalicelib.adapters.models import IncidentModel, LocationAttribute
+from chalicelib.auth import Principal
+from chalicelib.domain.errors import Forbidden, IdempotencyKeyReused, NotFound, RateLimited, Unavailable
+from chalicelib.domain.escalation import build_snapshot
+from chalicelib.domain.incidents import (
+    KIND_RULES,
+    OPEN_STATUSES,
+    Status,
+    check_can_cancel,
+    hash_pin,
+    initial_status,
+    looks_like_reference,
+    new_reference,
+    pin_matches,
+)
+from chalicelib.domain.timeline import EventType
+from chalicelib.observability import count
+from chalicelib.schemas import CancelRequest, IncidentCreate, Location, NoteRequest
+from chalicelib.services.admin import AdminService
+from chalicelib.services.escalation import EscalationService
+from chalicelib.services.views import incident_view
+
+log = logging.getLogger(__name__)
+
+READ_ROLES = ("responder", "reviewer", "admin")
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+def request_fingerprint(body: IncidentCreate) -> str:
+    return hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
+
+
+class IncidentService:
+    def __init__(
+        self,
+        store: IncidentStore,
+        admin: AdminService,
+        escalation: EscalationService,
+        idempotency_persistence: Any,
+        lease_s: int,
+        pin_max_attempts: int,
+    ):
+        self._store = store
+        self._admin = admin
+        self._escalation = escalation
+        self._persistence = idempotency_persistence
+        self._lease_s = lease_s
+        self._pin_max_attempts = pin_max_attempts
+        self._idempotent_open = None
+
+    # --- open ----------------------------------------------------------------------------------------------------
+    def open(self, principal: Principal, body: IncidentCreate, idempotency_key: str | None) -> dict:
+        if idempotency_key is None:
+            return self._open(principal.sub, body, incident_id=f"inc_{secrets.token_hex(10)}")
+        request = {"owner": principal.sub, "key": idempotency_key, "body": body.model_dump(mode="json")}
+        return self._open_idempotently(request, body)
+
+    def _open_idempotently(self, request: dict, body: IncidentCreate) -> dict:
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyValidationError,
+        )
+
+        wrapped = self._idempotent_opener()
+        # A concurrent duplicate finds the first one in progress: wait for its result instead of failing, so the
+        # shopper's retries on a bad network all get the same incident back.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return wrapped(request=request, body=body)
+            except IdempotencyValidationError as exc:
+                raise IdempotencyKeyReused("this Idempotency-Key was used with a different body") from exc
+            except IdempotencyAlreadyInProgressError as exc:
+                if time.monotonic() > deadline:
+                    raise Unavailable("the same request is still being processed, retry shortly") from exc
+                time.sleep(0.05)
+
+    def _idempotent_opener(self):
+        if self._idempotent_open is None:
+            from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
+            config = IdempotencyConfig(
+                event_key_jmespath="[owner, key]",
+                payload_validation_jmespath="body",
+                raise_on_no_idempotency_key=True,
+                expires_after_seconds=IDEMPOTENCY_TTL_S,
+            )
+
+            @idempotent_function(data_keyword_argument="request", config=config, persistence_store=self._persistence)
+            def open_once(request: dict, body: IncidentCreate) -> dict:
+                # The id derives from owner and key: if a Lambda dies after writing the incident but before the
+                # idempotency record completes, the rerun finds the same incident instead of opening a second one.
+                digest = hashlib.sha256(f"{request['owner']}\n{request['key']}".encode()).hexdigest()[:20]
+                return self._open(request["owner"], body, incident_id=f"inc_{digest}")
+
+            self._idempotent_open = open_once
+        return self._idempotent_open
+
+    def _open(self, owner: str, body: IncidentCreate, incident_id: str) -> dict:
+        now = utc_now()
+        rule = KIND_RULES[body.kind]
+        status = initial_status(body.kind)
+        incident = IncidentModel(
+            incident_id,
+            kind=body.kind,
+            severity=rule.severity,
+            status=status.value,
+            owner=owner,
+            created_at=iso(now),
+            created_day=iso(now)[:10],
+            request_hash=request_fingerprint(body),
+            order_id=body.order_id,
+            description=body.description,
+            callback_phone=body.callback_phone,
+        )
+        if body.location is not None:
+            incident.location = self._location(body.location, iso(now))
+        if body.cancel_pin is not None:
+            incident.cancel_pin_hash = hash_pin(body.cancel_pin, incident_id)
+        created_details: dict = {"kind": body.kind, "severity": rule.severity, "status": status.value}
+        if rule.paged:
+            policy_id = self._admin.policy_id_for_kind(body.kind)
+            policy = self._admin.policy(policy_id) if policy_id else None
+            if policy is not None:
+                snapshot = build_snapshot(policy, self._admin.contacts(), self._admin.schedules(), now)
+                incident.policy_id = policy.id
+                incident.escalation = snapshot.to_dict()
+                created_details["policy"] = policy.id
+            else:
+                created_details["policy"] = None
+        created_event = NewEvent(EventType.CREATED, created_details, actor=f"shopper:{owner}", at=incident.created_at)
+
+        for _ in range(5):
+            incident.reference = new_reference()
+            try:
+                if self._store.create(incident, created_event):
+                    break
+            except FileExistsError:
+                incident = self._store.get(incident_id)  # a rerun of the same request: carry on with what is stored
+                break
+        else:
+            raise Unavailable("could not allocate a reference number")
+        count("IncidentOpened", kind=body.kind)
+        if incident.status == Status.TRIGGERED:
+            if incident.escalation:
+                self._escalation.start(incident)
+            else:
+                # No policy routes this kind: say so loudly on the record instead of silently paging nobody.
+                log.error("no escalation policy for kind", extra={"incident_id": incident_id, "kind": body.kind})
+                self._store.append(incident_id, NewEvent(EventType.ESCALATION_EXHAUSTED, {"reason": "no policy routes this kind"}))
+        return {"incident": incident_view(incident)}
+
+    @staticmethod
+    def _location(location: Location, at: str) -> LocationAttribute:
+        return LocationAttribute(lat=location.lat, lng=location.lng, accuracy_m=location.accuracy_m, at=at)
+
+    # --- read ----------------------------------------------------------------------------------------------------
+    def resolve_id(self, id_or_reference: str) -> str:
+        if looks_like_reference(id_or_reference):
+            incident_id = self._store.id_for_reference(id_or_reference)
+            if incident_id is None:
+                raise NotFound(f"incident {id_or_reference} not found")
+            return incident_id
+        return id_or_reference
+
+    def load_for(self, principal: Principal, id_or_reference: str, owner_only: bool = False) -> IncidentModel:
+        incident = self._store.get(self.resolve_id(id_or_reference))
+        if principal.role == "shopper":
+            if incident.owner != principal.sub:
+                raise Forbidden("this incident is not yours")
+        elif owner_only or principal.role not in READ_ROLES:
+            raise Forbidden(f"role {principal.role} may not do this")
+        return incident
+
+    def get(self, principal: Principal, id_or_reference: str) -> dict:
+        return {"incident": incident_view(self.load_for(principal, id_or_reference))}
+
+    # --- change --------------------------------------------------------------------------------------------------
+    def add_location(self, principal: Principal, id_or_reference: str, location: Location) -> dict:
+        incident = self.load_for(principal, id_or_reference, owner_only=True)
+        at = iso(utc_now())
+        event = NewEvent(
+            EventType.LOCATION_UPDATED,
+            {"lat": location.lat, "lng": location.lng, "accuracy_m": location.accuracy_m},
+            actor=f"shopper:{principal.sub}",
+            at=at,
+        )
+        updated = self._store.record(
+            incident.incident_id,
+            lambda _current: Change(actions=[IncidentModel.location.set(self._location(location, at))], events=[event]),
+        )
+        return {"incident": incident_view(updated)}
+
+    def add_note(self, principal: Principal, id_or_reference: str, text: NoteRequest) -> dict:
+        if principal.role not in ("shopper", "responder"):
+            raise Forbidden(f"role {principal.role} may not add notes")
+        incident = self.load_for(principal, id_or_reference)
+        self._store.append(
+            incident.incident_id, NewEvent(EventType.NOTE_ADDED, {"text": text.text}, actor=f"{principal.role}:{principal.sub}")
+        )
+        return {"note": {"text": text.text, "incident_id": incident.incident_id}}
+
+    def cancel(self, principal: Principal, id_or_reference: str, body: CancelRequest) -> dict:
+        incident = self.load_for(principal, id_or_reference, owner_only=True)
+        actor = f"shopper:{principal.sub}"
+        if incident.cancel_pin_hash is not None:
+            self._check_pin(incident, body.pin, actor)
+
+        def decide(current: IncidentModel) -> Change:
+            check_can_cancel(current.status)
+            if paging_lease_is_live(current, self._lease_s):
+                raise RetryLater()
+            was_paged = current.status in OPEN_STATUSES
+            return Change(
+                actions=[IncidentModel.status.set(Status.CANCELLED.value), IncidentModel.cancelled_at.set(iso(utc_now()))],
+                condition=(IncidentModel.status == current.status) & no_live_paging_lease(self._lease_s),
+                events=[NewEvent(EventType.CANCELLED, {"reason": body.reason, "previous_status": current.status,
+                                                       "notify_paged": was_paged}, actor=actor)],
+            )
+
+        updated = self._store.record(incident.incident_id, decide)
+        if incident.status in OPEN_STATUSES:
+            self._escalation.request_cancellation_notices(incident.incident_id)
+        count("IncidentCancelled", kind=incident.kind)
+        return {"incident": incident_view(updated)}
+
+    def _check_pin(self, incident: IncidentModel, pin: str | None, actor: str) -> None:
+        if int(incident.cancel_pin_failures) >= self._pin_max_attempts:
+            raise RateLimited("too many wrong PINs; cancelling is locked for this incident")
+        if pin is not None and pin_matches(pin, incident.incident_id, incident.cancel_pin_hash):
+            return
+        self._store.record(
+            incident.incident_id,
+            lambda _current: Change(
+                actions=[IncidentModel.cancel_pin_failures.add(1)],
+                events=[NewEvent(EventType.CANCEL_REJECTED, {"reason": "missing PIN" if pin is None else "wrong PIN"}, actor=actor)],
+            ),
+        )
+        raise Forbidden("wrong PIN")
+
+    # --- list ----------------------------------------------------------------------------------------------------
+    def list(self, principal: Principal, status: str | None, kind: str | None, since: datetime | None,
+             until: datetime | None, limit: int, cursor: str | None) -> dict:
+        """Newest first, walking the by_day index one UTC day at a time from `until` back to `since`.
+        The cursor is the created_at of the last incident returned (ISO time sorts as text)."""
+        until = until or utc_now()
+        since = since or until - timedelta(days=30)
+        upper = cursor if cursor else iso(until)
+        lower = iso(since)
+        day = datetime.fromisoformat(upper[:10]).replace(tzinfo=timezone.utc)
+        results: list[dict] = []
+        while day.strftime("%Y-%m-%d") >= lower[:10] and len(results) < limit + 1:
+            for item in self._store.list_by_day(day.strftime("%Y-%m-%d"), lower, upper):
+                if cursor and item.created_at >= cursor:
+                    continue
+                if principal.role == "shopper" and item.owner != principal.sub:
+                    continue
+                if (status and item.status != status) or (kind and item.kind != kind):
+                    continue
+                results.append(incident_view(item))
+                if len(results) > limit:
+                    break
+            day -= timedelta(days=1)
+        page = {"incidents": results[:limit]}
+        if len(results) > limit:
+            page["next_cursor"] = results[limit - 1]["created_at"]
+        return page

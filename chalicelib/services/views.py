@@ -1,0 +1,64 @@
+"""Stored items -> the contract's JSON shapes."""
+
+from __future__ import annotations
+
+from chalicelib.adapters.models import DirectoryModel, IncidentModel, TimelineEventModel
+from chalicelib.domain.sms_commands import short_code
+
+
+def incident_view(incident: IncidentModel) -> dict:
+    view = {
+        "id": incident.incident_id,
+        "reference": incident.reference,
+        "code": short_code(incident.reference),
+        "kind": incident.kind,
+        "severity": incident.severity,
+        "status": incident.status,
+        "created_at": incident.created_at,
+        "escalation": {
+            "tier": int(incident.escalation_tier or 0),
+            "policy": incident.policy_id,
+            "exhausted": bool(incident.escalation_exhausted),
+        },
+    }
+    optional = {
+        "acknowledged_at": incident.acknowledged_at,
+        "acknowledged_by": incident.acknowledged_by,
+        "acknowledged_by_name": incident.acknowledged_by_name,
+        "resolved_at": incident.resolved_at,
+        "outcome": incident.outcome,
+        "cancelled_at": incident.cancelled_at,
+        "order_id": incident.order_id,
+    }
+    view.update({k: v for k, v in optional.items() if v is not None})
+    if incident.location is not None:
+        location = incident.location
+        view["location"] = {"lat": float(location.lat), "lng": float(location.lng), "at": location.at}
+        if location.accuracy_m is not None:
+            view["location"]["accuracy_m"] = float(location.accuracy_m)
+    return view
+
+
+def event_view(event: TimelineEventModel, with_hashes: bool = False) -> dict:
+    view = {"seq": int(event.seq), "at": event.at, "type": event.type, "details": event.details or {}}
+    if event.actor is not None:
+        view["actor"] = event.actor
+    if with_hashes:
+        view["prev_hash"] = event.prev_hash
+        view["hash"] = event.hash
+    return view
+
+
+def responder_view(item: DirectoryModel) -> dict:
+    return {
+        "id": item.id,
+        "name": item.name,
+        "phone": item.phone,
+        "active": bool(item.active),
+        "opted_out": bool(item.opted_out),
+        "updated_at": item.updated_at,
+    }
+
+
+def document_view(item: DirectoryModel) -> dict:
+    return {"id": item.id, **(item.body or {}), "updated_at": item.updated_at}
