@@ -29,5 +29,9 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(PY) -m pytest -q tests/e2e
 
+## make bench: benchmarks on the local stack; writes BENCHMARKS.md (BENCH_QUICK=1 for the short CI run)
+bench: $(STAMP)
+	$(PY) -m bench.run
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis artifacts

@@ -104,6 +104,8 @@ def endpoint(path: str, method: str, roles: tuple[str, ...], body: type | None =
         def view(**params: str) -> Response:
             try:
                 principal = _principal(roles)
+                if roles != PUBLIC:
+                    get_services().register_lambda_context(app.lambda_context)
                 result = handler(principal, _body(body), **params)
                 if isinstance(result, Response):
                     return result
@@ -289,6 +291,7 @@ def get_routing(_principal, _body):
 @app.on_sns_message(topic=INBOUND_SMS_TOPIC)
 def inbound_sms(event) -> None:
     """Two-way SMS replies. A malformed message is logged and dropped: raising would make SNS retry it forever."""
+    get_services().register_lambda_context(event.context)
     try:
         message = InboundSms.model_validate_json(event.message)
     except ValidationError as exc:

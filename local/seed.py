@@ -1,8 +1,10 @@
-"""Demo roster and policies for `make run`, created through the public admin API like any client would."""
+"""Demo roster and policies for `make run`, created through the same admin use cases (and validation) the admin API
+uses, before the API starts listening: once /v1/health answers, the roster is there."""
 
 from __future__ import annotations
 
-import requests
+from chalicelib.schemas import PolicyPut, ResponderPut, RoutingPut, SchedulePut
+from chalicelib.services import get_services
 
 DEMO_RESPONDERS = {
     "r-alice": {"name": "Alice Ng", "phone": "+15555550101", "active": True},
@@ -28,11 +30,12 @@ DEMO_ROUTING = {"default": "safety-default", "fraud": "security-team", "account_
                 "privacy": "security-team"}
 
 
-def seed_demo(api_url: str, admin_token: str) -> None:
-    headers = {"Authorization": f"Bearer {admin_token}"}
-    with requests.Session() as http:
-        for path, items in (("responders", DEMO_RESPONDERS), ("schedules", DEMO_SCHEDULES),
-                            ("escalation-policies", DEMO_POLICIES)):
-            for item_id, body in items.items():
-                http.put(f"{api_url}/v1/{path}/{item_id}", json=body, headers=headers, timeout=10).raise_for_status()
-        http.put(f"{api_url}/v1/routing", json=DEMO_ROUTING, headers=headers, timeout=10).raise_for_status()
+def seed_demo() -> None:
+    admin = get_services().admin
+    for responder_id, body in DEMO_RESPONDERS.items():
+        admin.put_responder(responder_id, ResponderPut(**body))
+    for schedule_id, body in DEMO_SCHEDULES.items():
+        admin.put_schedule(schedule_id, SchedulePut(**body))
+    for policy_id, body in DEMO_POLICIES.items():
+        admin.put_policy(policy_id, PolicyPut(**body))
+    admin.put_routing(RoutingPut(**DEMO_ROUTING))

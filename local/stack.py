@@ -88,14 +88,14 @@ class LocalStack:
 
         self.app = lambda_entry.app
         self.handlers = lambda_entry
-        self._start_api()
-        self._start_dev_server()
-        self._subscribe_inbound_sms()
-        self._start_page_poller()
         if self.seed:
             from local.seed import seed_demo
 
-            seed_demo(self.api_url, self.mint_token("admin", "local-admin"))
+            seed_demo()
+        self._start_dev_server()
+        self._subscribe_inbound_sms()
+        self._start_page_poller()
+        self._start_api()  # last: once /v1/health answers, everything is ready
         return self
 
     def _configure_environment(self) -> None:

@@ -45,7 +45,6 @@ from chalicelib.services.views import incident_view
 log = logging.getLogger(__name__)
 
 READ_ROLES = ("responder", "reviewer", "admin")
-IDEMPOTENCY_TTL_S = 24 * 3600
 
 
 def request_fingerprint(body: IncidentCreate) -> str:
@@ -59,6 +58,7 @@ class IncidentService:
         admin: AdminService,
         escalation: EscalationService,
         idempotency_persistence: Any,
+        idempotency_config: Any,
         lease_s: int,
         pin_max_attempts: int,
     ):
@@ -66,6 +66,7 @@ class IncidentService:
         self._admin = admin
         self._escalation = escalation
         self._persistence = idempotency_persistence
+        self._idempotency_config = idempotency_config
         self._lease_s = lease_s
         self._pin_max_attempts = pin_max_attempts
         self._idempotent_open = None
@@ -99,16 +100,11 @@ class IncidentService:
 
     def _idempotent_opener(self):
         if self._idempotent_open is None:
-            from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+            from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
-            config = IdempotencyConfig(
-                event_key_jmespath="[owner, key]",
-                payload_validation_jmespath="body",
-                raise_on_no_idempotency_key=True,
-                expires_after_seconds=IDEMPOTENCY_TTL_S,
+            @idempotent_function(
+                data_keyword_argument="request", config=self._idempotency_config, persistence_store=self._persistence
             )
-
-            @idempotent_function(data_keyword_argument="request", config=config, persistence_store=self._persistence)
             def open_once(request: dict, body: IncidentCreate) -> dict:
                 # The id derives from owner and key: if a Lambda dies after writing the incident but before the
                 # idempotency record completes, the rerun finds the same incident instead of opening a second one.

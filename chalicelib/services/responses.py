@@ -63,6 +63,7 @@ class ResponseService:
         escalation: EscalationService,
         sender: SnsSmsSender,
         idempotency_persistence: Any,
+        idempotency_config: Any,
         lease_s: int,
         replies_per_window: int,
         reply_window_s: int,
@@ -73,6 +74,7 @@ class ResponseService:
         self._escalation = escalation
         self._sender = sender
         self._persistence = idempotency_persistence
+        self._idempotency_config = idempotency_config
         self._lease_s = lease_s
         self._replies_per_window = replies_per_window
         self._reply_window_s = reply_window_s
@@ -195,13 +197,11 @@ class ResponseService:
 
     def _inbound_once(self):
         if self._idempotent_inbound is None:
-            from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+            from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
-            config = IdempotencyConfig(
-                event_key_jmespath="inboundMessageId", raise_on_no_idempotency_key=True, expires_after_seconds=7 * 24 * 3600
+            @idempotent_function(
+                data_keyword_argument="message", config=self._idempotency_config, persistence_store=self._persistence
             )
-
-            @idempotent_function(data_keyword_argument="message", config=config, persistence_store=self._persistence)
             def process(message: dict) -> dict:
                 return {"outcome": self._process_sms(InboundSms(**message))}
 
