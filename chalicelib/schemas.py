@@ -86,7 +86,7 @@ class TargetRef(Strict):
 
 
 class TierPut(Strict):
-    targets: Annotated[list[TargetRef], Field(min_length=1, max_length=20)]
+    targets: Annotated[list[TargetRef], Field(min_length=1, max_length=100)]
     timeout_s: int = Field(ge=1, le=86_400)
 
 

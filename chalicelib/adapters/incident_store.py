@@ -8,6 +8,7 @@ can never be committed without its event or the other way round.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.adapters.models import IncidentModel, LookupModel, TimelineEventModel
 from chalicelib.domain.errors import NotFound, Unavailable
 from chalicelib.domain.timeline import GENESIS_HASH, event_hash
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -147,6 +150,8 @@ class IncidentStore:
                     return self.get(incident_id)
             attempt += 1
             if time.monotonic() > give_up_at:
+                log.warning("incident stayed busy", extra={"incident_id": incident_id, "attempts": attempt,
+                                                           "paging_since": incident.paging_since})
                 raise Unavailable("the incident is busy, try again")
             # Full jitter keeps many concurrent writers (say 50 simultaneous ACKs) from retrying in lockstep.
             time.sleep(random.uniform(0, min(0.2, 0.01 * 2 ** min(attempt, 5))))

@@ -108,7 +108,7 @@ class ResponseService:
         def decide(current: IncidentModel) -> Change | None:
             if current.status == Status.ACKNOWLEDGED and current.acknowledged_by == responder.id:
                 return None  # the same responder again: nothing new
-            if current.status in (Status.ACKNOWLEDGED, Status.RESOLVED) and current.acknowledged_by:
+            if current.status == Status.ACKNOWLEDGED:
                 raise AlreadyAcknowledged(
                     f"already acknowledged by {current.acknowledged_by_name}",
                     extra={"acknowledged_by": current.acknowledged_by, "acknowledged_by_name": current.acknowledged_by_name,
@@ -151,7 +151,7 @@ class ResponseService:
             events = []
             if current.status == Status.TRIGGERED:
                 # Resolving implies acknowledging: the record shows both, in order.
-                actions += self._ack_actions(responder, now)
+                actions += self._ack_actions(responder, now)[1:]  # all but the status, which becomes resolved
                 events.append(NewEvent(EventType.ACKNOWLEDGED, {"via": via, "tier": int(current.escalation_tier),
                                                                 "name": responder.name, "implied_by": "resolve"}, actor=actor, at=now))
             events.append(NewEvent(EventType.RESOLVED, {"outcome": outcome, "note": note, "via": via}, actor=actor, at=now))
@@ -172,6 +172,7 @@ class ResponseService:
 
     @staticmethod
     def _ack_actions(responder: ResponderContact, now: str) -> list:
+        """The status change first: resolve reuses the rest."""
         return [
             IncidentModel.status.set(Status.ACKNOWLEDGED.value),
             IncidentModel.acknowledged_at.set(now),

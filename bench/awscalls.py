@@ -1,0 +1,309 @@
+"""Counts every AWS request made in this process, who made it, how long it took, and what DynamoDB bills for it.
+
+Every AWS call in the local stack goes through botocore in this one process: the service's boto3 clients, PynamoDB's
+own botocore session, powertools' idempotency client, the Step Functions executor's service integrations (moto
+runs them with boto3), and the local stand-in for Lambda's SQS event source mapping. Wrapping
+`botocore.client.BaseClient._make_api_call` sees all of them without touching service code.
+
+Each call is attributed to an *origin* by the Python stack that made it:
+- `api:<route function>`  the API Lambda (a route of app.py), `lambda:send_pages`, `lambda:inbound_sms`
+- `stepfunctions`         a service integration task of the escalation state machine
+- `sqs-esm`               Lambda's SQS event source mapping (receive/delete around send_pages)
+- `carrier`               AWS End User Messaging publishing a two-way SMS reply to the inbound-sms topic
+- `bench`                 the benchmark's own calls (baselines, history reads): never counted as service cost
+
+DynamoDB request units are computed from item sizes with the published on-demand rules, because moto's
+ConsumedCapacity is a constant: a write is 1 WRU per started KB of the larger of the item before/after (here: after,
+read from moto's backend in-process), transactional writes cost 2x, each global secondary index holding the item costs
+one more write of its size; a strongly consistent read is 1 RRU per started 4 KB (eventually consistent 0.5), a Query
+sums the sizes of the items it returns, a read that finds nothing still costs the minimum.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.common import ACCOUNT_ID, REGION, ROOT
+
+APP_FILE = str(ROOT / "app.py")
+STACK_FILE = str(ROOT / "local" / "stack.py")
+BENCH_DIR = str(ROOT / "bench")
+
+
+@dataclass
+class Call:
+    origin: str
+    service: str
+    operation: str
+    target: str  # table / queue / topic / "sms"
+    started: float  # time.time()
+    duration: float  # seconds, client side: serialise + sign + HTTP round trip + parse
+    thread: str
+    error: str | None = None
+    wru: float = 0.0
+    rru: float = 0.0
+    messages: int = 0  # SQS ReceiveMessage: messages returned
+    sms_text: str | None = None  # SNS Publish with PhoneNumber
+    sms_to: str | None = None
+    incident_id: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.service}.{self.operation}" + (f"({self.target})" if self.target else "")
+
+
+def classify(frame) -> str:
+    while frame is not None:
+        code = frame.f_code
+        filename = code.co_filename
+        if filename == APP_FILE:
+            name = code.co_name
+            if name in ("send_pages", "inbound_sms"):
+                return f"lambda:{name}"
+            return f"api:{name}"
+        if "/moto/stepfunctions/" in filename:
+            return "stepfunctions"
+        if filename == STACK_FILE:
+            if code.co_name in ("_poll_pages", "_invoke_send_pages"):
+                return "sqs-esm"
+            if code.co_name == "publish_inbound_sms":
+                return "carrier"
+            return "local-stack"
+        if filename.startswith(BENCH_DIR):
+            return "bench"
+        frame = frame.f_back
+    return "other"
+
+
+# --- DynamoDB item sizes and request units ----------------------------------------------------------------------------
+def _value_size(value: dict) -> int:
+    (kind, v), = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        digits = v.lstrip("-").replace(".", "").lstrip("0").rstrip("0") or "0"
+        return math.ceil(len(digits) / 2) + 1
+    if kind == "B":
+        return len(v) if isinstance(v, (bytes, bytearray)) else math.ceil(len(v) * 3 / 4)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(x.encode()) for x in v)
+    if kind == "NS":
+        return sum(_value_size({"N": x}) for x in v)
+    if kind == "BS":
+        return sum(len(x) for x in v)
+    if kind == "L":
+        return 3 + sum(_value_size(x) + 1 for x in v)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_size(x) + 1 for k, x in v.items())
+    return 0
+
+
+def item_size(item: dict | None) -> int:
+    if not item:
+        return 0
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _kb(size: int) -> int:
+    return max(1, math.ceil(size / 1024))
+
+
+def _read_units(size: int, consistent: bool) -> float:
+    units = max(1, math.ceil(size / 4096))
+    return units if consistent else units / 2
+
+
+class _Tables:
+    """Reads items and index definitions from moto's backend in this process (no request, not counted)."""
+
+    def __init__(self) -> None:
+        self._gsi_keys: dict[str, list[list[str]]] = {}
+
+    @staticmethod
+    def _backend():
+        from moto.dynamodb.models import dynamodb_backends
+
+        return dynamodb_backends[ACCOUNT_ID][REGION]
+
+    def gsi_keys(self, table: str) -> list[list[str]]:
+        if table not in self._gsi_keys:
+            try:
+                indexes = self._backend().get_table(table).global_indexes
+                self._gsi_keys[table] = [[k["AttributeName"] for k in index.schema] for index in indexes]
+            except Exception:  # noqa: BLE001 - an unknown table: no index writes
+                self._gsi_keys[table] = []
+        return self._gsi_keys[table]
+
+    def stored(self, table: str, key: dict) -> dict | None:
+        try:
+            item = self._backend().get_item(table, key)
+        except Exception:  # noqa: BLE001
+            return None
+        return item.to_json()["Attributes"] if item is not None else None
+
+    def write_units(self, table: str, item: dict | None, transactional: bool) -> float:
+        size = item_size(item)
+        units = _kb(size) * (2 if transactional else 1)
+        if item:
+            for keys in self.gsi_keys(table):
+                if all(k in item for k in keys):
+                    units += _kb(size)  # projection ALL: the index holds the whole item
+        return units
+
+
+def ddb_units(tables: _Tables, operation: str, params: dict, response: dict | None, failed: bool) -> tuple[float, float]:
+    """(write units, read units) of one DynamoDB request."""
+    table = params.get("TableName", "")
+    if operation == "GetItem":
+        item = (response or {}).get("Item")
+        return 0.0, _read_units(item_size(item), params.get("ConsistentRead", False))
+    if operation in ("Query", "Scan"):
+        total = sum(item_size(i) for i in (response or {}).get("Items", []))
+        consistent = params.get("ConsistentRead", False) and not params.get("IndexName")
+        return 0.0, _read_units(total, consistent)
+    if operation == "PutItem":
+        if failed:  # a failed condition still consumes the write, but no index write happens
+            return float(_kb(item_size(params["Item"]))), 0.0
+        return tables.write_units(table, params["Item"], False), 0.0
+    if operation == "UpdateItem":
+        stored = tables.stored(table, params["Key"])
+        if failed:
+            return float(_kb(item_size(stored))), 0.0
+        return tables.write_units(table, stored, False), 0.0
+    if operation == "DeleteItem":
+        return 1.0, 0.0
+    if operation == "TransactWriteItems":
+        wru = rru = 0.0
+        for entry in params.get("TransactItems", []):
+            (kind, body), = entry.items()
+            name = body.get("TableName", "")
+            if kind == "Put":
+                wru += tables.write_units(name, body["Item"], True) if not failed else 2 * _kb(item_size(body["Item"]))
+            elif kind == "Update":
+                stored = tables.stored(name, body["Key"])
+                wru += tables.write_units(name, stored, True) if not failed else 2 * _kb(item_size(stored))
+            elif kind == "Delete":
+                wru += 2
+            elif kind == "ConditionCheck":
+                rru += 2
+        return wru, rru
+    if operation == "TransactGetItems":
+        return 0.0, sum(2 * _read_units(item_size(r.get("Item")), True) for r in (response or {}).get("Responses", []))
+    if operation == "BatchWriteItem":
+        wru = 0.0
+        for name, requests in params.get("RequestItems", {}).items():
+            for request in requests:
+                if "PutRequest" in request:
+                    wru += tables.write_units(name, request["PutRequest"]["Item"], False)
+                else:
+                    wru += 1
+        return wru, 0.0
+    return 0.0, 0.0
+
+
+def _short_table(name: str) -> str:
+    return name.split("-", 1)[1] if name.startswith("local-") else name
+
+
+def _target(service: str, operation: str, params: dict) -> str:
+    if service == "dynamodb":
+        if operation == "TransactWriteItems":
+            names = []
+            for entry in params.get("TransactItems", []):
+                (kind, body), = entry.items()
+                names.append(f"{kind} {_short_table(body.get('TableName', ''))}")
+            return ", ".join(names)
+        name = _short_table(params.get("TableName", ""))
+        return f"{name}/{params['IndexName']}" if params.get("IndexName") else name
+    if service == "sqs":
+        return params.get("QueueUrl", "").rsplit("/", 1)[-1].removeprefix("local-")
+    if service == "sns":
+        return "sms" if params.get("PhoneNumber") else params.get("TopicArn", "").rsplit(":", 1)[-1]
+    if service == "stepfunctions":
+        return params.get("stateMachineArn", params.get("executionArn", "")).rsplit(":", 1)[-1].removeprefix("local-")
+    return ""
+
+
+class AwsCallRecorder:
+    def __init__(self, ddb_units: bool = True):
+        self.calls: list[Call] = []
+        self.lock = threading.Lock()
+        self.ddb_units = ddb_units
+        self.capture = None  # optional callable(origin, service, operation, params, response)
+        self._tables = _Tables()
+        self._original = None
+
+    def install(self) -> AwsCallRecorder:
+        from botocore.client import BaseClient
+
+        if self._original is not None:
+            return self
+        original = BaseClient._make_api_call
+        recorder = self
+
+        def _make_api_call(client, operation_name, api_params):
+            origin = classify(sys._getframe(1))
+            service = client.meta.service_model.service_name
+            started, t0 = time.time(), time.perf_counter()
+            error = None
+            response = None
+            try:
+                response = original(client, operation_name, api_params)
+                return response
+            except Exception as exc:  # noqa: BLE001 - recorded, then re-raised unchanged
+                error = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+                raise
+            finally:
+                recorder._record(origin, service, operation_name, api_params, response, error, started,
+                                 time.perf_counter() - t0)
+
+        BaseClient._make_api_call = _make_api_call
+        self._original = original
+        return self
+
+    def uninstall(self) -> None:
+        from botocore.client import BaseClient
+
+        if self._original is not None:
+            BaseClient._make_api_call = self._original
+            self._original = None
+
+    def _record(self, origin, service, operation, params, response, error, started, duration) -> None:
+        try:
+            call = Call(origin, service, operation, _target(service, operation, params), started, duration,
+                        threading.current_thread().name, error)
+            if service == "dynamodb" and self.ddb_units and origin != "bench":
+                call.wru, call.rru = ddb_units(self._tables, operation, params, response, error is not None)
+            if service == "sqs" and operation == "ReceiveMessage":
+                call.messages = len((response or {}).get("Messages", []))
+            if service == "sns" and operation == "Publish" and params.get("PhoneNumber"):
+                call.sms_text, call.sms_to = params.get("Message"), params.get("PhoneNumber")
+            if self.capture is not None:
+                self.capture(origin, service, operation, params, response)
+        except Exception as exc:  # noqa: BLE001 - the recorder must never break the call it watches
+            call = Call(origin, service, operation, "?", started, duration, threading.current_thread().name, error,
+                        extra={"recorder_error": repr(exc)})
+        with self.lock:
+            self.calls.append(call)
+
+    # --- reading ------------------------------------------------------------------------------------------------
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.calls)
+
+    def since(self, mark: int, origin_prefix: str | None = None, thread: str | None = None) -> list[Call]:
+        with self.lock:
+            calls = self.calls[mark:]
+        if origin_prefix is not None:
+            calls = [c for c in calls if c.origin.startswith(origin_prefix)]
+        if thread is not None:
+            calls = [c for c in calls if c.thread == thread]
+        return calls

@@ -1,0 +1,229 @@
+"""Build the deployable CloudFormation template: `python infra/build_template.py --stage prod` (what `make package` runs).
+
+1. The merge template: infra/resources.yaml (what the local stack creates too) plus infra/deployment.yaml (what only a
+   deployment has), with the state machine's definition file inlined as Definition (its ${Placeholders} are filled
+   by CloudFormation from the same DefinitionSubstitutions the local stack uses), and for every Chalice
+   function: the runtime, a fixed name, its own log group, and the environment variables pointing at the resources.
+2. `chalice package --stage STAGE --merge-template` deep-merges it into Chalice's SAM template (Lambdas, API, and one
+   IAM role per function from .chalice/policy-*.json).
+3. A check that every function Chalice generated got its wiring, and that no override names a function Chalice no
+   longer generates (a deep merge would leave a resource without a Type).
+
+Output in --out (default build/STAGE): merge-template.json, sam.json, deployment.zip. Works offline except for the
+package registry: Chalice downloads the Linux wheels of requirements.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+sys.path.insert(0, str(ROOT))
+
+from local.resources import service_environment  # noqa: E402 - the one list of env var -> resource
+
+RUNTIME = "python3.11"
+LOG_RETENTION_DAYS = 90
+SECTIONS = ("Parameters", "Conditions", "Resources", "Outputs")
+
+# Chalice's logical id -> the function's name in app.py (and in .chalice/config.json's lambda_functions).
+FUNCTIONS = {"APIHandler": "api_handler", "InboundSms": "inbound_sms", "SendPages": "send_pages"}
+
+# Token verification on AWS: RS256 against the issuer's JWKS, never a shared secret (see chalicelib/auth.py).
+TOKEN_ENVIRONMENT = {
+    "TOKEN_JWKS_URL": {"Ref": "TokenJwksUrl"},
+    "TOKEN_ISSUER": {"Ref": "TokenIssuer"},
+    "TOKEN_AUDIENCE": {"Ref": "TokenAudience"},
+}
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def inline_state_machines(resources: dict[str, Any]) -> None:
+    """Definition from the file named in Metadata.DefinitionFile; every placeholder must have a substitution."""
+    for logical_id, resource in resources.items():
+        definition_file = resource.get("Metadata", {}).get("DefinitionFile")
+        if resource.get("Type") != "AWS::StepFunctions::StateMachine" or not definition_file:
+            continue
+        text = (INFRA / definition_file).read_text()
+        props = resource["Properties"]
+        missing = set(re.findall(r"\$\{(\w+)\}", text)) - set(props.get("DefinitionSubstitutions", {}))
+        if missing:
+            raise ValueError(f"{logical_id}: placeholders without DefinitionSubstitutions: {sorted(missing)}")
+        # Definition (the JSON itself) rather than DefinitionString: CloudFormation fills the placeholders in
+        # either, but cfn-lint validates the states only in Definition when the template uses the SAM transform.
+        props["Definition"] = json.loads(text)
+
+
+def function_wiring(resources: dict[str, Any]) -> dict[str, Any]:
+    """Per Chalice function: runtime, name, log group (its role may write only there) and environment."""
+    refs = {logical_id: {"Ref": {"Ref": logical_id}} for logical_id in resources}
+    environment = {**service_environment(refs), **TOKEN_ENVIRONMENT}
+    wiring: dict[str, Any] = {}
+    for logical_id, name in FUNCTIONS.items():
+        log_group = f"{logical_id}LogGroup"
+        function_name = f"${{AWS::StackName}}-{name}"
+        wiring[log_group] = {
+            "Type": "AWS::Logs::LogGroup",
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
+            "Properties": {
+                "LogGroupName": {"Fn::Sub": f"/aws/lambda/{function_name}"},
+                "RetentionInDays": LOG_RETENTION_DAYS,
+            },
+        }
+        wiring[logical_id] = {
+            # The log group exists before the function can run, so nothing is logged into a group CloudFormation
+            # does not own (and the role needs no logs:CreateLogGroup).
+            "DependsOn": [log_group],
+            "Properties": {
+                "Runtime": RUNTIME,  # explicit: Chalice silently picks an older runtime for a Python it does not know
+                "FunctionName": {"Fn::Sub": function_name},
+                "Environment": {"Variables": copy.deepcopy(environment)},
+            },
+        }
+    return wiring
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Chalice's merge semantics: dicts merge key by key, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = deep_merge(base.get(key), value)
+        return merged
+    return override
+
+
+def merge_template() -> dict[str, Any]:
+    shared = load_yaml(INFRA / "resources.yaml")
+    deployment = load_yaml(INFRA / "deployment.yaml")
+    template: dict[str, Any] = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": shared["Description"],
+    }
+    for section in SECTIONS:
+        merged = dict(shared.get(section) or {})
+        for key, value in (deployment.get(section) or {}).items():
+            if key in merged:
+                raise ValueError(f"{section}.{key} is defined in both resources.yaml and deployment.yaml")
+            merged[key] = value
+        if merged:
+            template[section] = merged
+    resources = template["Resources"]
+    inline_state_machines(resources)
+    for logical_id, wiring in function_wiring(shared["Resources"]).items():
+        resources[logical_id] = deep_merge(resources.get(logical_id, {}), wiring)
+    return template
+
+
+def chalice_package(stage: str, merge_file: Path, out_dir: Path) -> None:
+    chalice = Path(sys.executable).with_name("chalice")
+    command = [str(chalice) if chalice.exists() else "chalice", "package", "--stage", stage,
+               "--merge-template", str(merge_file), str(out_dir)]
+    # Chalice insists on a region; the template itself uses ${AWS::Region}, so any region builds the same template.
+    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
+
+
+def merged_intrinsics(node: Any, path: str = "") -> list[str]:
+    """Paths of dicts holding an intrinsic next to other keys: what a key-by-key merge of two different intrinsics
+    (say Chalice's Fn::Sub and an override's Ref) leaves behind."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if len(node) > 1 and any(key == "Ref" or key.startswith("Fn::") for key in node):
+            found.append(path)
+        for key, value in node.items():
+            found += merged_intrinsics(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += merged_intrinsics(value, f"{path}[{index}]")
+    return found
+
+
+def event_sources(template: dict[str, Any]) -> dict[str, Any]:
+    """Function logical id -> {event name: its Topic or Queue}."""
+    sources: dict[str, Any] = {}
+    for logical_id in FUNCTIONS:
+        for name, event in template["Resources"][logical_id]["Properties"].get("Events", {}).items():
+            props = event.get("Properties", {})
+            sources.setdefault(logical_id, {})[name] = props.get("Topic", props.get("Queue"))
+    return sources
+
+
+def check_packaged(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    untyped = sorted(logical_id for logical_id, resource in resources.items() if "Type" not in resource)
+    if untyped:
+        raise ValueError(f"overrides for resources Chalice did not generate (renamed handler?): {untyped}")
+    functions = {k for k, r in resources.items() if r["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function")}
+    if functions != set(FUNCTIONS):
+        raise ValueError(f"Chalice generated functions {sorted(functions)}; FUNCTIONS wires {sorted(FUNCTIONS)}")
+    for logical_id in FUNCTIONS:
+        props = resources[logical_id]["Properties"]
+        if props.get("Runtime") != RUNTIME or "TOKEN_JWKS_URL" not in props["Environment"]["Variables"]:
+            raise ValueError(f"{logical_id}: merge did not apply")
+    broken = merged_intrinsics(template)
+    if broken:
+        raise ValueError(f"override merged into a different intrinsic instead of replacing it: {broken}")
+    expected = {
+        "InboundSms": {"InboundSmsSnsSubscription": {"Fn::Sub": "${InboundSmsTopic}"}},
+        "SendPages": {"SendPagesSqsEventSource": {"Fn::Sub": "${PageQueue.Arn}"}},
+    }
+    if event_sources(template) != expected:
+        raise ValueError(f"event sources are not the stack's topic and queue: {event_sources(template)}")
+
+
+def build(stage: str, out_dir: Path) -> Path:
+    """Builds out_dir/sam.json (and deployment.zip); returns the template's path."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    merge_file = out_dir / "merge-template.json"
+    merge_file.write_text(json.dumps(merge_template(), indent=2) + "\n")
+    package_dir = out_dir / "package"
+    chalice_package(stage, merge_file, package_dir)
+    for produced in package_dir.iterdir():
+        produced.rename(out_dir / produced.name)
+    package_dir.rmdir()
+    sam = out_dir / "sam.json"
+    check_packaged(json.loads(sam.read_text()))
+    return sam
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="dev", choices=sorted(load_stages()))
+    parser.add_argument("--out", type=Path, help="output directory (default build/STAGE)")
+    parser.add_argument("--merge-only", action="store_true", help="write the merge template only, no chalice package")
+    args = parser.parse_args(argv)
+    out_dir = (args.out or ROOT / "build" / args.stage).resolve()
+    if args.merge_only:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "merge-template.json").write_text(json.dumps(merge_template(), indent=2) + "\n")
+        print(out_dir / "merge-template.json")
+        return 0
+    print(build(args.stage, out_dir))
+    return 0
+
+
+def load_stages() -> dict[str, Any]:
+    return json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
