@@ -101,6 +101,8 @@ class World:
         self.sms = Sms(stack.dev_url)
         self.admin = Api(stack.api_url, stack.dev_url, "admin", "test-admin")
         self.reviewer = Api(stack.api_url, stack.dev_url, "reviewer", "test-reviewer")
+        self.fuzz_shopper = Api(stack.api_url, stack.dev_url, "shopper", "fuzz-shopper")
+        self.fuzz_responder = Api(stack.api_url, stack.dev_url, "responder", "fuzz-responder")
 
     def as_(self, role: str, sub: str | None = None) -> Api:
         return Api(self.stack.api_url, self.stack.dev_url, role, sub or unique(role))
