@@ -35,3 +35,14 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis artifacts
+
+## make package STAGE=prod: the deployable template build/$(STAGE)/sam.json + deployment.zip (Lambdas, API, infra/)
+STAGE ?= dev
+package: $(STAMP)
+	$(PY) infra/build_template.py --stage $(STAGE) --out build/$(STAGE)
+
+## make lint-template STAGE=prod: cfn-lint on the packaged template (the state machine definition included)
+lint-template: package
+	$(VENV)/bin/cfn-lint build/$(STAGE)/sam.json
+
+.PHONY: package lint-template

@@ -166,8 +166,10 @@ def machine_info() -> dict[str, Any]:
 # --- the local stack -------------------------------------------------------------------------------------------------
 def start_stack():
     """The same embedded stack tests use, on free ports, without the demo roster."""
+    from bench import moto_patch
     from local.stack import LocalStack
 
+    moto_patch.install()
     return LocalStack(aws_port=free_port(), api_port=free_port(), dev_port=free_port(), seed=False).start()
 
 

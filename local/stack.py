@@ -24,7 +24,12 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pathlib import Path
+
 REGION = "us-east-1"
+CONSOLE_DIR = Path(__file__).resolve().parent / "console"
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css",
+                 ".svg": "image/svg+xml", ".png": "image/png", ".json": "application/json"}
 ACCOUNT_ID = "123456789012"
 log = logging.getLogger("local.stack")
 
@@ -298,15 +303,63 @@ def _dev_handler(stack: LocalStack):
                 raise ValueError("body must be a JSON object")
             return data
 
+        def _static(self, relative: str) -> None:
+            """The local console (local/console/): plain files, no build step."""
+            path = (CONSOLE_DIR / (relative or "index.html")).resolve()
+            if CONSOLE_DIR.resolve() not in path.parents or not path.is_file():
+                self._send(404, {"error": {"code": "not_found", "message": "no such file"}})
+                return
+            payload = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(payload)
+
         def do_GET(self) -> None:
-            if self.path.split("?")[0] == "/dev/sms":
+            route = self.path.split("?")[0]
+            if route == "/" or route.startswith("/console/"):
+                self._static(route.removeprefix("/").removeprefix("console/"))
+            elif route.startswith("/api/"):
+                self._proxy("GET")
+            elif self.path.split("?")[0] == "/dev/sms":
                 self._send(200, {"messages": stack.sms.listing()})
             elif self.path == "/dev/health":
                 self._send(200, {"status": "ok"})
             else:
                 self._send(404, {"error": {"code": "not_found", "message": "no such dev endpoint"}})
 
+        def do_PUT(self) -> None:
+            self._proxy("PUT")
+
+        def do_DELETE(self) -> None:
+            self._proxy("DELETE")
+
+        def _proxy(self, method: str) -> None:
+            """/api/<path> -> the API's /<path>: the console is served from this origin and calls the public API
+            through it, so the API needs no CORS for a local-only page."""
+            import requests
+
+            if not self.path.startswith("/api/"):
+                self._send(404, {"error": {"code": "not_found", "message": "no such dev endpoint"}})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() in ("authorization", "content-type", "idempotency-key")}
+            upstream = requests.request(method, stack.api_url + self.path.removeprefix("/api"), data=body,
+                                        headers=headers, timeout=30)
+            self.send_response(upstream.status_code)
+            self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
+            self.send_header("Content-Length", str(len(upstream.content)))
+            self.end_headers()
+            self.wfile.write(upstream.content)
+
         def do_POST(self) -> None:
+            if self.path.startswith("/api/"):
+                self._proxy("POST")
+                return
             try:
                 body = self._json_body()
             except ValueError:

@@ -165,6 +165,11 @@ def test_alarms_cover_escalation_sms_queues_and_api(resources):
     assert dimensions["ApiName"] == resources["RestAPI"]["Properties"]["Name"]
     for logical_id, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], logical_id
+    # The app's EMF metrics carry the Powertools service name as a dimension; the alarms must name the same one.
+    services = {d["Value"] for a in alarms.values() if a["Properties"]["Namespace"] == "TrustSafetyAlerts"
+                for d in a["Properties"].get("Dimensions", []) if d["Name"] == "service"}
+    for function in of_type(resources, "AWS::Serverless::Function").values():
+        assert {function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]} == services
     filters = of_type(resources, "AWS::Logs::MetricFilter")
     assert {f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters.values()} == {"SmsPublishFailed"}
 
@@ -273,11 +278,14 @@ def test_no_lambda_may_delete_an_incident_or_rewrite_the_timeline(resources):
                 assert not actions & {"dynamodb:UpdateItem", "dynamodb:DeleteItem"}, role
             if "IncidentsTable" in tables:
                 assert "dynamodb:DeleteItem" not in actions, role
+    # The page sender only escalates and sends: it never sees the directory, lookups or idempotency records.
     all_tables = set(of_type(resources, "AWS::DynamoDB::Table"))
-    for role in ("ApiHandlerRole", "InboundSmsRole", "SendPagesRole"):
+    tables = {"ApiHandlerRole": all_tables, "InboundSmsRole": all_tables,
+              "SendPagesRole": {"IncidentsTable", "TimelineTable", "PagesTable"}}
+    for role, expected in tables.items():
         granted = {referenced(r) for s in role_statements(resources, role) if "dynamodb:GetItem" in as_list(s["Action"])
                    for r in as_list(s["Resource"])}
-        assert granted == all_tables, role
+        assert granted == expected, role
 
 
 # --- no drift between the template and the local stack --------------------------------------------------------------
