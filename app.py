@@ -6,6 +6,7 @@ import functools
 import json
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,6 +24,7 @@ from chalicelib.schemas import (
     NoteRequest,
     PolicyPut,
     ResolveRequest,
+    ReviewRequest,
     ResponderPut,
     RoutingPut,
     SchedulePut,
@@ -215,18 +217,62 @@ def timeline(principal, _body, incident_id):
     return services.review.timeline(incident.incident_id, verify=_query("verify") == "true")
 
 
-@endpoint("/v1/review/metrics", "GET", ("reviewer", "admin"))
-def review_metrics(principal, _body):
-    services = get_services()
-    incidents: list[dict] = []
-    cursor = None
+def _incidents_in_range(principal) -> list[dict]:
+    services, incidents, cursor = get_services(), [], None
     while True:
-        page = services.incidents.list(principal, None, None, _time_query("since"), _time_query("until"), 200, cursor)
+        page = services.incidents.list(principal, _query("status"), _query("kind"), _time_query("since"),
+                                       _time_query("until"), 200, cursor)
         incidents += page["incidents"]
         cursor = page.get("next_cursor")
         if not cursor:
-            break
-    return {"metrics": services.review.metrics(incidents)}
+            return incidents
+
+
+@endpoint("/v1/review/metrics", "GET", ("reviewer", "admin"))
+def review_metrics(principal, _body):
+    return {"metrics": get_services().review.metrics(_incidents_in_range(principal))}
+
+
+@endpoint("/v1/review/export", "GET", ("reviewer", "admin"))
+def review_export(principal, _body):
+    csv_text = get_services().review.export_csv(_incidents_in_range(principal))
+    return Response(body=csv_text, status_code=200, headers={
+        "Content-Type": "text/csv; charset=utf-8", "Content-Disposition": 'attachment; filename="incidents.csv"'})
+
+
+@endpoint("/v1/incidents/{incident_id}/report", "GET", ("reviewer", "admin"))
+def incident_report(principal, _body, incident_id):
+    services = get_services()
+    return services.review.report(services.incidents.load_for(principal, incident_id))
+
+
+@endpoint("/v1/incidents/{incident_id}/review", "POST", ("reviewer",), body=ReviewRequest, status=201)
+def add_review(principal, body, incident_id):
+    services = get_services()
+    incident = services.incidents.load_for(principal, incident_id)
+    return services.review.add_review(incident, principal.sub, body.findings, body.follow_up_actions)
+
+
+@functools.lru_cache(maxsize=1)
+def _review_page() -> str:
+    return (Path(__file__).parent / "chalicelib" / "web" / "review.html").read_text()
+
+
+def _html_page() -> Response:
+    # The page is a shell: every datum it shows comes from the API with the reviewer's token.
+    return Response(body=_review_page(), status_code=200, headers={
+        "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store",
+        "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' blob: data:"})
+
+
+@app.route("/review", methods=["GET"])
+def review_page():
+    return _html_page()
+
+
+@app.route("/review/incidents/{incident_id}", methods=["GET"])
+def review_incident_page(incident_id):
+    return _html_page()
 
 
 # --- admins --------------------------------------------------------------------------------------------------------

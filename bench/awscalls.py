@@ -45,6 +45,7 @@ class Call:
     duration: float  # seconds, client side: serialise + sign + HTTP round trip + parse
     thread: str
     error: str | None = None
+    site: str | None = None
     wru: float = 0.0
     rru: float = 0.0
     messages: int = 0  # SQS ReceiveMessage: messages returned
@@ -58,27 +59,38 @@ class Call:
         return f"{self.service}.{self.operation}" + (f"({self.target})" if self.target else "")
 
 
-def classify(frame) -> str:
+SERVICES_DIR = str(ROOT / "chalicelib" / "services")
+ADAPTERS_DIR = str(ROOT / "chalicelib" / "adapters")
+
+
+def classify(frame) -> tuple[str, str | None]:
+    """(origin, site): site is the innermost service-layer method (and the adapter method it called) that made the
+    call, e.g. `EscalationService._send_all > PageStore.claim`."""
+    site = adapter = None
     while frame is not None:
         code = frame.f_code
         filename = code.co_filename
+        if site is None and filename.startswith(SERVICES_DIR):
+            site = code.co_qualname + (f" > {adapter}" if adapter else "")
+        elif adapter is None and filename.startswith(ADAPTERS_DIR):
+            adapter = code.co_qualname
         if filename == APP_FILE:
             name = code.co_name
             if name in ("send_pages", "inbound_sms"):
-                return f"lambda:{name}"
-            return f"api:{name}"
+                return f"lambda:{name}", site or adapter
+            return f"api:{name}", site or adapter
         if "/moto/stepfunctions/" in filename:
-            return "stepfunctions"
+            return "stepfunctions", None
         if filename == STACK_FILE:
             if code.co_name in ("_poll_pages", "_invoke_send_pages"):
-                return "sqs-esm"
+                return "sqs-esm", None
             if code.co_name == "publish_inbound_sms":
-                return "carrier"
-            return "local-stack"
+                return "carrier", None
+            return "local-stack", None
         if filename.startswith(BENCH_DIR):
-            return "bench"
+            return "bench", site or adapter
         frame = frame.f_back
-    return "other"
+    return "other", site or adapter
 
 
 # --- DynamoDB item sizes and request units ----------------------------------------------------------------------------
@@ -250,7 +262,7 @@ class AwsCallRecorder:
         recorder = self
 
         def _make_api_call(client, operation_name, api_params):
-            origin = classify(sys._getframe(1))
+            origin, site = classify(sys._getframe(1))
             service = client.meta.service_model.service_name
             started, t0 = time.time(), time.perf_counter()
             error = None
@@ -262,7 +274,7 @@ class AwsCallRecorder:
                 error = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
                 raise
             finally:
-                recorder._record(origin, service, operation_name, api_params, response, error, started,
+                recorder._record(origin, site, service, operation_name, api_params, response, error, started,
                                  time.perf_counter() - t0)
 
         BaseClient._make_api_call = _make_api_call
@@ -276,10 +288,10 @@ class AwsCallRecorder:
             BaseClient._make_api_call = self._original
             self._original = None
 
-    def _record(self, origin, service, operation, params, response, error, started, duration) -> None:
+    def _record(self, origin, site, service, operation, params, response, error, started, duration) -> None:
         try:
             call = Call(origin, service, operation, _target(service, operation, params), started, duration,
-                        threading.current_thread().name, error)
+                        threading.current_thread().name, error, site)
             if service == "dynamodb" and self.ddb_units and origin != "bench":
                 call.wru, call.rru = ddb_units(self._tables, operation, params, response, error is not None)
             if service == "sqs" and operation == "ReceiveMessage":

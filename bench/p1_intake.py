@@ -186,7 +186,8 @@ def main() -> None:
                 times[name].append(elapsed * 1000)
                 cpu[name].append(used * 1000)
                 calls = recorder.since(mark, thread=main_thread)
-                per_arm_calls[name].append([(c.label, c.duration * 1000, c.wru, c.rru, elapsed * 1000) for c in calls])
+                per_arm_calls[name].append([(c.label, c.duration * 1000, c.wru, c.rru, elapsed * 1000, c.site)
+                                            for c in calls])
 
     arm_summary = {name: summary(values) for name, values in times.items()}
     cpu_summary = {name: summary(values) for name, values in cpu.items()}
@@ -206,6 +207,7 @@ def main() -> None:
         for position, label in enumerate(common):
             steps.append({
                 "call": label,
+                "site": matching[0][position][5],
                 "median_ms": median(calls[position][1] for calls in matching),
                 "p99_ms": percentile([calls[position][1] for calls in matching], 99),
                 "wru": matching[0][position][2],

@@ -66,6 +66,11 @@ class ResolveRequest(Strict):
     note: Annotated[str, Field(max_length=2000)] | None = None
 
 
+class ReviewRequest(Strict):
+    findings: Annotated[str, Field(min_length=1, max_length=5000)]
+    follow_up_actions: Annotated[list[Annotated[str, Field(min_length=1, max_length=500)]], Field(max_length=50)] = []
+
+
 class ResponderPut(Strict):
     name: Annotated[str, Field(min_length=1, max_length=80)]
     phone: str

@@ -22,6 +22,8 @@ class EventType(str, Enum):
     ESCALATION_EXHAUSTED = "escalation_exhausted"
     REJECTED_COMMAND = "rejected_command"
     RESPONDER_OPTED_OUT = "responder_opted_out"
+    REVIEW_ADDED = "review_added"
+    ATTACHMENT_ADDED = "attachment_added"
     NOTICE_SENT = "notice_sent"  # cancellation notices to paged responders, "help is coming" to the shopper
 
 

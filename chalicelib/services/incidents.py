@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -22,7 +23,14 @@ from chalicelib.adapters.incident_store import (
 )
 from chalicelib.adapters.models import IncidentModel, LocationAttribute
 from chalicelib.auth import Principal
-from chalicelib.domain.errors import Forbidden, IdempotencyKeyReused, NotFound, RateLimited, Unavailable
+from chalicelib.domain.errors import (
+    Forbidden,
+    IdempotencyKeyReused,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    ValidationFailed,
+)
 from chalicelib.domain.escalation import build_snapshot
 from chalicelib.domain.incidents import (
     KIND_RULES,
@@ -259,27 +267,45 @@ class IncidentService:
     # --- list ----------------------------------------------------------------------------------------------------
     def list(self, principal: Principal, status: str | None, kind: str | None, since: datetime | None,
              until: datetime | None, limit: int, cursor: str | None) -> dict:
-        """Newest first, walking the by_day index one UTC day at a time from `until` back to `since`.
-        The cursor is the created_at of the last incident returned (ISO time sorts as text)."""
+        """Newest first, walking the by_day index one UTC day at a time from `until` back to `since` (default: the
+        last 30 days). The cursor is opaque to clients: the (created_at, id) of the last incident returned."""
         until = until or utc_now()
         since = since or until - timedelta(days=30)
-        upper = cursor if cursor else iso(until)
+        after = decode_cursor(cursor) if cursor else None
+        upper = after[0] if after else iso(until)
         lower = iso(since)
         day = datetime.fromisoformat(upper[:10]).replace(tzinfo=timezone.utc)
-        results: list[dict] = []
-        while day.strftime("%Y-%m-%d") >= lower[:10] and len(results) < limit + 1:
-            for item in self._store.list_by_day(day.strftime("%Y-%m-%d"), lower, upper):
-                if cursor and item.created_at >= cursor:
+        results: list[IncidentModel] = []
+        while day.strftime("%Y-%m-%d") >= lower[:10] and len(results) <= limit:
+            # A day's incidents sorted by (created_at, id): ties in the index's sort key still page exactly once.
+            todays = sorted(self._store.list_by_day(day.strftime("%Y-%m-%d"), lower, upper),
+                            key=lambda item: (item.created_at, item.incident_id), reverse=True)
+            for item in todays:
+                if after and (item.created_at, item.incident_id) >= after:
                     continue
                 if principal.role == "shopper" and item.owner != principal.sub:
                     continue
                 if (status and item.status != status) or (kind and item.kind != kind):
                     continue
-                results.append(incident_view(item))
+                results.append(item)
                 if len(results) > limit:
                     break
             day -= timedelta(days=1)
-        page = {"incidents": results[:limit]}
+        page: dict = {"incidents": [incident_view(item) for item in results[:limit]]}
         if len(results) > limit:
-            page["next_cursor"] = results[limit - 1]["created_at"]
+            last = results[limit - 1]
+            page["next_cursor"] = encode_cursor(last.created_at, last.incident_id)
         return page
+
+
+def encode_cursor(created_at: str, incident_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at}|{incident_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        created_at, incident_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed("invalid cursor", [{"field": "cursor", "problem": "is not a cursor this API gave"}]) from exc
+    return created_at, incident_id

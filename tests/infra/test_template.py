@@ -70,11 +70,23 @@ def test_package_holds_the_code_and_a_template(package_dir):
     assert (package_dir / "sam.json").exists()
 
 
+def cfn_lint(template_path: Path) -> subprocess.CompletedProcess:
+    executable = Path(sys.executable).with_name("cfn-lint")
+    command = [str(executable) if executable.exists() else shutil.which("cfn-lint") or "cfn-lint", str(template_path)]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
 def test_cfn_lint_finds_nothing(package_dir):
-    cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    command = [str(cfn_lint) if cfn_lint.exists() else shutil.which("cfn-lint") or "cfn-lint", str(package_dir / "sam.json")]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = cfn_lint(package_dir / "sam.json")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dev_stage_packages_and_lints_too(tmp_path):
+    subprocess.run([sys.executable, str(BUILD_SCRIPT), "--stage", "dev", "--out", str(tmp_path)], cwd=ROOT, check=True)
+    result = cfn_lint(tmp_path / "sam.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    send_pages = json.loads((tmp_path / "sam.json").read_text())["Resources"]["SendPages"]["Properties"]
+    assert send_pages["Environment"]["Variables"]["LOG_LEVEL"] == "DEBUG"
 
 
 # --- what the issue asks the template to contain --------------------------------------------------------------------
