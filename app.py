@@ -17,6 +17,7 @@ from chalicelib.auth import Principal, require_role, verify_token
 from chalicelib.domain.errors import BadRequest, ServiceError, ValidationFailed
 from chalicelib.observability import logger
 from chalicelib.schemas import (
+    AttachmentRequest,
     CancelRequest,
     IncidentCreate,
     InboundSms,
@@ -188,6 +189,11 @@ def cancel_incident(principal, body, incident_id):
 @endpoint("/v1/incidents/{incident_id}/notes", "POST", ("shopper", "responder"), body=NoteRequest, status=201)
 def add_note(principal, body, incident_id):
     return get_services().incidents.add_note(principal, incident_id, body)
+
+
+@endpoint("/v1/incidents/{incident_id}/attachments", "POST", ("shopper", "responder"), body=AttachmentRequest, status=201)
+def add_attachment(principal, body, incident_id):
+    return get_services().incidents.add_attachment(principal, incident_id, body)
 
 
 # --- responders ----------------------------------------------------------------------------------------------------

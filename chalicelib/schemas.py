@@ -52,6 +52,16 @@ class IncidentCreate(Strict):
         return self
 
 
+ATTACHMENT_TYPES = ("image/jpeg", "image/png", "image/heic", "image/webp", "application/pdf", "text/plain")
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+
+
+class AttachmentRequest(Strict):
+    filename: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^/\\\x00-\x1f]+$")]
+    content_type: Literal[ATTACHMENT_TYPES]  # type: ignore[valid-type]
+    size_bytes: int = Field(ge=1, le=MAX_ATTACHMENT_BYTES)
+
+
 class CancelRequest(Strict):
     pin: str | None = Field(default=None, max_length=16)
     reason: Annotated[str, Field(max_length=500)] | None = None

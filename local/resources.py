@@ -170,4 +170,5 @@ def service_environment(created: dict[str, dict[str, str]]) -> dict[str, str]:
         "ESCALATION_STATE_MACHINE_ARN": created["EscalationStateMachine"]["Ref"],
         "PAGE_QUEUE_URL": created["PageQueue"]["Ref"],
         "INBOUND_SMS_TOPIC_ARN": created["InboundSmsTopic"]["Ref"],
+        "EVIDENCE_BUCKET": created["EvidenceBucket"]["Ref"],
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
+    ListAttribute,
     MapAttribute,
     NumberAttribute,
     TTLAttribute,
@@ -21,6 +22,16 @@ class LocationAttribute(MapAttribute):
     lat = NumberAttribute()
     lng = NumberAttribute()
     accuracy_m = NumberAttribute(null=True)
+    at = UnicodeAttribute()
+
+
+class AttachmentAttribute(MapAttribute):
+    id = UnicodeAttribute()
+    key = UnicodeAttribute()
+    filename = UnicodeAttribute()
+    content_type = UnicodeAttribute()
+    size_bytes = NumberAttribute()
+    added_by = UnicodeAttribute()
     at = UnicodeAttribute()
 
 
@@ -59,6 +70,7 @@ class IncidentModel(Model):
     resolved_by = UnicodeAttribute(null=True)
     outcome = UnicodeAttribute(null=True)
     cancelled_at = UnicodeAttribute(null=True)
+    attachments = ListAttribute(of=AttachmentAttribute, null=True)
     # Escalation: the frozen policy snapshot, and the step the state machine last claimed (-1: none yet).
     policy_id = UnicodeAttribute(null=True)
     escalation = JSONAttribute(null=True)

@@ -21,7 +21,8 @@ from chalicelib.adapters.incident_store import (
     paging_lease_is_live,
     utc_now,
 )
-from chalicelib.adapters.models import IncidentModel, LocationAttribute
+from chalicelib.adapters.evidence import EvidenceBucket
+from chalicelib.adapters.models import AttachmentAttribute, IncidentModel, LocationAttribute
 from chalicelib.auth import Principal
 from chalicelib.domain.errors import (
     Forbidden,
@@ -45,10 +46,10 @@ from chalicelib.domain.incidents import (
 )
 from chalicelib.domain.timeline import EventType
 from chalicelib.observability import count
-from chalicelib.schemas import CancelRequest, IncidentCreate, Location, NoteRequest
+from chalicelib.schemas import AttachmentRequest, CancelRequest, IncidentCreate, Location, NoteRequest
 from chalicelib.services.admin import AdminService
 from chalicelib.services.escalation import EscalationService
-from chalicelib.services.views import incident_view
+from chalicelib.services.views import attachment_view, incident_view
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class IncidentService:
         idempotency_config: Any,
         lease_s: int,
         pin_max_attempts: int,
+        evidence: EvidenceBucket | None = None,
     ):
         self._store = store
         self._admin = admin
@@ -78,6 +80,7 @@ class IncidentService:
         self._lease_s = lease_s
         self._pin_max_attempts = pin_max_attempts
         self._idempotent_open = None
+        self._evidence = evidence or EvidenceBucket()
 
     # --- open ----------------------------------------------------------------------------------------------------
     def open(self, principal: Principal, body: IncidentCreate, idempotency_key: str | None) -> dict:
@@ -263,6 +266,26 @@ class IncidentService:
             ),
         )
         raise Forbidden("wrong PIN")
+
+    # --- evidence ------------------------------------------------------------------------------------------------
+    def add_attachment(self, principal: Principal, id_or_reference: str, body: AttachmentRequest) -> dict:
+        if principal.role not in ("shopper", "responder"):
+            raise Forbidden(f"role {principal.role} may not add evidence")
+        if not self._evidence.configured:
+            raise Unavailable("evidence uploads are not configured")
+        incident = self.load_for(principal, id_or_reference)
+        attachment_id = f"att_{secrets.token_hex(8)}"
+        key = f"incidents/{incident.incident_id}/{attachment_id}/{body.filename}"
+        now = iso(utc_now())
+        attachment = AttachmentAttribute(id=attachment_id, key=key, filename=body.filename, content_type=body.content_type,
+                                         size_bytes=body.size_bytes, added_by=f"{principal.role}:{principal.sub}", at=now)
+        upload = self._evidence.presigned_upload(key, body.content_type, body.size_bytes)
+        event = NewEvent(EventType.ATTACHMENT_ADDED, {"attachment_id": attachment_id, "filename": body.filename,
+                                                      "content_type": body.content_type, "size_bytes": body.size_bytes},
+                         actor=f"{principal.role}:{principal.sub}", at=now)
+        self._store.record(incident.incident_id, lambda _current: Change(
+            actions=[IncidentModel.attachments.set((IncidentModel.attachments | []).append([attachment]))], events=[event]))
+        return {"attachment": attachment_view(attachment), "upload": upload}
 
     # --- list ----------------------------------------------------------------------------------------------------
     def list(self, principal: Principal, status: str | None, kind: str | None, since: datetime | None,

@@ -31,12 +31,20 @@ def incident_view(incident: IncidentModel) -> dict:
         "order_id": incident.order_id,
     }
     view.update({k: v for k, v in optional.items() if v is not None})
+    if incident.attachments:
+        view["attachments"] = [attachment_view(a) for a in incident.attachments]
     if incident.location is not None:
         location = incident.location
         view["location"] = {"lat": float(location.lat), "lng": float(location.lng), "at": location.at}
         if location.accuracy_m is not None:
             view["location"]["accuracy_m"] = float(location.accuracy_m)
     return view
+
+
+def attachment_view(attachment) -> dict:
+    return {"id": attachment.id, "filename": attachment.filename, "content_type": attachment.content_type,
+            "size_bytes": int(attachment.size_bytes), "added_by": attachment.added_by, "at": attachment.at,
+            "key": attachment.key}
 
 
 def event_view(event: TimelineEventModel, with_hashes: bool = False) -> dict:

@@ -225,3 +225,36 @@ def test_cancel_with_right_pin_and_without_pin_when_none_was_set(world, routed):
 
 def test_health_needs_no_token(world):
     assert requests.get(f"{world.stack.api_url}/v1/health", timeout=5).json() == {"status": "ok"}
+
+
+def test_evidence_upload_through_a_presigned_post(world, routed):
+    shopper = world.as_("shopper")
+    incident = world.open_panic(shopper)
+    path = f"/v1/incidents/{incident['id']}/attachments"
+    response = shopper.post(path, json={"filename": "screenshot.png", "content_type": "image/png", "size_bytes": 2048})
+    assert response.status_code == 201, response.text
+    upload = response.json()["upload"]
+    stored = requests.post(upload["url"], data=upload["fields"], files={"file": ("screenshot.png", b"\x89PNG" + b"0" * 100)},
+                           timeout=10)
+    assert stored.status_code in (200, 204), stored.text
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=world.stack.aws_url)
+    key = response.json()["attachment"]["key"]
+    obj = s3.get_object(Bucket=world.stack.env["EVIDENCE_BUCKET"], Key=key)
+    assert obj["ContentType"] == "image/png" and obj["Body"].read().startswith(b"\x89PNG")
+    listed = shopper.get(f"/v1/incidents/{incident['id']}").json()["incident"]["attachments"]
+    assert [a["filename"] for a in listed] == ["screenshot.png"]
+    assert "attachment_added" in [e["type"] for e in world.timeline(incident["id"])]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"filename": "a.exe", "content_type": "application/x-msdownload", "size_bytes": 10}, "content_type"),
+    ({"filename": "big.png", "content_type": "image/png", "size_bytes": 50 * 1024 * 1024}, "size_bytes"),
+    ({"filename": "../etc/passwd", "content_type": "text/plain", "size_bytes": 10}, "filename"),
+])
+def test_evidence_limits(world, routed, body, field):
+    shopper = world.as_("shopper")
+    incident = world.open_panic(shopper)
+    response = shopper.post(f"/v1/incidents/{incident['id']}/attachments", json=body)
+    assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == field
+    assert world.as_("shopper").post(f"/v1/incidents/{incident['id']}/attachments",
+                                     json={"filename": "a.png", "content_type": "image/png", "size_bytes": 1}).status_code == 403
