@@ -1,4 +1,4 @@
-"""Build the deployable CloudFormation template: `python infra/build_template.py --stage prod` (what `make package` runs).
+"""Build the deployable CloudFormation template: `python infra/build_template.py --stage prod` (`make package`).
 
 1. The merge template: infra/resources.yaml (what the local stack creates too) plus infra/deployment.yaml (what only a
    deployment has), with the state machine's definition file inlined as Definition (its ${Placeholders} are filled

@@ -79,8 +79,11 @@ def test_panic_is_paged_escalated_and_acknowledged_by_sms(running_stack):
     tier1 = wait_for(lambda: sms.to(first[1]), message="tier-1 page")
     assert incident["reference"] in tier1[0]["body"] and "maps.google.com/?q=40.7,-74" in tier1[0]["body"]
     tier2 = wait_for(lambda: sms.to(second[1]), timeout=8, message="tier-2 page")
-    gap = (datetime.fromisoformat(tier2[0]["sent_at"][:-1]) - datetime.fromisoformat(tier1[0]["sent_at"][:-1]))
-    assert 1.9 <= gap.total_seconds() <= 3.5, gap
+    # Tier 1's timer starts after the incident is created: tier 2 can never come sooner than 2 s after creation, and
+    # must come within 1.5 s after its timeout (plus the moment between creation and the workflow's first claim).
+    # tests/integration/test_escalation.py measures the same against the Wait state's own start.
+    gap = datetime.fromisoformat(tier2[0]["sent_at"][:-1]) - datetime.fromisoformat(incident["created_at"][:-1])
+    assert 2.0 <= gap.total_seconds() <= 3.5 + 0.5, gap
 
     reply = requests.post(f"{dev}/dev/sms/inbound", json={"from": second[1], "body": f"  Ack {incident['code']} "})
     assert reply.status_code == 202

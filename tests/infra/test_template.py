@@ -31,13 +31,18 @@ STAR_RESOURCE_ALLOWED = {
 # service's privileges: make it on purpose, together with .chalice/policy-*.json or infra/resources.yaml.
 ROLE_ACTIONS = {
     "ApiHandlerRole": {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
-                       "states:StartExecution", "sqs:SendMessage"},
+                       "states:StartExecution", "sqs:SendMessage", "s3:PutObject"},
     "InboundSmsRole": {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
                        "states:StartExecution", "sqs:SendMessage", "sns:Publish"},
     "SendPagesRole": {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
                       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sns:Publish"},
     "EscalationStateMachineRole": {"sqs:SendMessage", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
                                    "xray:GetSamplingRules", "xray:GetSamplingTargets"},
+}
+# Wildcards inside an ARN that stay within one of the stack's own resources.
+SCOPED_WILDCARDS = {
+    r"\$\{\w+Table\.Arn\}/index/\*": "a table's own indexes",
+    r"\$\{EvidenceBucket\.Arn\}/incidents/\*": "evidence objects (the API signs upload POSTs with its role)",
 }
 LOG_GROUPS = {"ApiHandlerRole": "APIHandlerLogGroup", "InboundSmsRole": "InboundSmsLogGroup",
               "SendPagesRole": "SendPagesLogGroup"}
@@ -231,8 +236,8 @@ def test_no_wildcard_actions_or_resources_where_a_specific_one_exists(resources)
                     problems.append(f"{where}: wildcard in literal resource {resource}")
                 elif isinstance(resource, dict) and "Fn::Sub" in resource:
                     text = resource["Fn::Sub"] if isinstance(resource["Fn::Sub"], str) else resource["Fn::Sub"][0]
-                    if "*" in text and not re.fullmatch(r"\$\{\w+\.Arn\}/index/\*", text):
-                        problems.append(f"{where}: wildcard in {text} (only a table's own indexes may be '*')")
+                    if "*" in text and not any(re.fullmatch(pattern, text) for pattern in SCOPED_WILDCARDS):
+                        problems.append(f"{where}: wildcard in {text} (allowed: {list(SCOPED_WILDCARDS.values())})")
     assert not problems, "\n".join(problems)
 
 
@@ -266,6 +271,7 @@ def test_each_role_may_do_only_what_its_code_does(resources):
         "states:StartExecution": {"EscalationStateMachine"},
         "sqs:ReceiveMessage": {"PageQueue"},
         "sqs:SendMessage": {"PageQueue", "InboundSmsDeadLetters"},
+        "s3:PutObject": {"EvidenceBucket"},
     }
     for role in ROLE_ACTIONS:
         for statement in role_statements(resources, role):
@@ -277,7 +283,8 @@ def test_each_role_may_do_only_what_its_code_does(resources):
                         assert referenced(resource) == LOG_GROUPS[role], f"{role}: {action} on {resource}"
     machine_dynamodb = [s for s in role_statements(resources, "EscalationStateMachineRole")
                         if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
-    assert [(s["Action"], referenced(s["Resource"])) for s in machine_dynamodb] == [("dynamodb:UpdateItem", "IncidentsTable")]
+    grants = [(s["Action"], referenced(s["Resource"])) for s in machine_dynamodb]
+    assert grants == [("dynamodb:UpdateItem", "IncidentsTable")]
 
 
 def test_no_lambda_may_delete_an_incident_or_rewrite_the_timeline(resources):
@@ -310,26 +317,11 @@ def resolve_names(value: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def local_aws(monkeypatch_module):
-    moto = pytest.importorskip("moto")
-    import boto3
-
-    from local.resources import LocalStackBuilder
-
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch_module.setenv(name, value)
-    monkeypatch_module.delenv("AWS_ENDPOINT_URL", raising=False)
-    with moto.mock_aws():
-        session = boto3.Session(region_name="us-east-1")
-        created = LocalStackBuilder(session, endpoint_url=None, stack_name=STACK_NAME).create_all()
-        yield session, created
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+def local() -> dict[str, Any]:
+    """What local/resources.py creates, from a process of its own (see tests/infra/local_snapshot.py)."""
+    result = subprocess.run([sys.executable, "-m", "tests.infra.local_snapshot"], cwd=ROOT, capture_output=True,
+                            text=True, check=True)
+    return json.loads(result.stdout)
 
 
 def test_every_shared_resource_is_in_the_template_unchanged(resources):
@@ -342,49 +334,44 @@ def test_every_shared_resource_is_in_the_template_unchanged(resources):
         assert props == resource["Properties"], f"{logical_id} differs from infra/resources.yaml"
 
 
-def test_local_tables_match_the_template(local_aws, resources):
-    session, _ = local_aws
-    ddb = session.client("dynamodb")
-    for logical_id, table in of_type(resources, "AWS::DynamoDB::Table").items():
+def test_local_tables_match_the_template(local, resources):
+    tables = of_type(resources, "AWS::DynamoDB::Table")
+    assert set(local["tables"]) == {resolve_names(t["Properties"]["TableName"]) for t in tables.values()}
+    for logical_id, table in tables.items():
         props = table["Properties"]
-        name = resolve_names(props["TableName"])
-        local = ddb.describe_table(TableName=name)["Table"]
-        assert local["KeySchema"] == props["KeySchema"], logical_id
-        attributes = {(a["AttributeName"], a["AttributeType"]) for a in local["AttributeDefinitions"]}
-        assert attributes == {(a["AttributeName"], a["AttributeType"]) for a in props["AttributeDefinitions"]}, logical_id
-        local_indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in local.get("GlobalSecondaryIndexes", [])}
-        template_indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in props.get("GlobalSecondaryIndexes", [])}
-        assert local_indexes == template_indexes, logical_id
-        assert local["BillingModeSummary"]["BillingMode"] == props["BillingMode"], logical_id
-        ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        created = local["tables"][resolve_names(props["TableName"])]
+        assert created["KeySchema"] == props["KeySchema"], logical_id
+        attributes = {(a["AttributeName"], a["AttributeType"]) for a in created["AttributeDefinitions"]}
+        declared = {(a["AttributeName"], a["AttributeType"]) for a in props["AttributeDefinitions"]}
+        assert attributes == declared, logical_id
+        created_indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"])
+                           for i in created.get("GlobalSecondaryIndexes", [])}
+        template_indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"])
+                            for i in props.get("GlobalSecondaryIndexes", [])}
+        assert created_indexes == template_indexes, logical_id
+        assert created["BillingModeSummary"]["BillingMode"] == props["BillingMode"], logical_id
         expected_ttl = props.get("TimeToLiveSpecification", {}).get("AttributeName")
-        assert ttl.get("AttributeName") == expected_ttl, logical_id
+        assert created["TimeToLive"].get("AttributeName") == expected_ttl, logical_id
 
 
-def test_local_queues_topic_bucket_and_state_machine_match_the_template(local_aws, resources):
-    session, created = local_aws
+def test_local_queues_topic_bucket_and_state_machine_match_the_template(local, resources):
     shared = yaml.safe_load((ROOT / "infra" / "resources.yaml").read_text())["Resources"]
-    name_property = {"AWS::SQS::Queue": "QueueName", "AWS::SNS::Topic": "TopicName", "AWS::S3::Bucket": "BucketName",
-                     "AWS::StepFunctions::StateMachine": "StateMachineName"}
-    listed = {
-        "AWS::SQS::Queue": {url.rsplit("/", 1)[1] for url in session.client("sqs").list_queues()["QueueUrls"]},
-        "AWS::SNS::Topic": {t["TopicArn"].rsplit(":", 1)[1] for t in session.client("sns").list_topics()["Topics"]},
-        "AWS::S3::Bucket": {b["Name"] for b in session.client("s3").list_buckets()["Buckets"]},
-        "AWS::StepFunctions::StateMachine": {
-            m["name"] for m in session.client("stepfunctions").list_state_machines()["stateMachines"]},
-    }
-    for resource_type, prop in name_property.items():
+    assert set(local["created"]) == set(shared)
+    created_names = {"AWS::SQS::Queue": ("QueueName", local["queues"]),
+                     "AWS::SNS::Topic": ("TopicName", local["topics"]),
+                     "AWS::S3::Bucket": ("BucketName", local["buckets"]),
+                     "AWS::StepFunctions::StateMachine": ("StateMachineName", list(local["state_machines"]))}
+    for resource_type, (prop, names) in created_names.items():
         expected = {resolve_names(r["Properties"][prop]) for k, r in resources.items()
                     if r["Type"] == resource_type and k in shared}
-        assert expected and expected == listed[resource_type], resource_type
-    assert set(created) == set(shared)
+        assert expected and expected == set(names), resource_type
 
     # The state machine runs the same definition locally as the template deploys, placeholders filled alike.
     machine = resources["EscalationStateMachine"]["Properties"]
-    local_definition = session.client("stepfunctions").describe_state_machine(
-        stateMachineArn=created["EscalationStateMachine"]["Ref"])["definition"]
-    values = {"IncidentsTable": created["IncidentsTable"]["Ref"], "PageQueueUrl": created["PageQueue"]["Ref"]}
+    values = {"IncidentsTable": local["created"]["IncidentsTable"]["Ref"],
+              "PageQueueUrl": local["created"]["PageQueue"]["Ref"]}
     deployed = json.dumps(machine["Definition"])
     for placeholder in machine["DefinitionSubstitutions"]:
         deployed = deployed.replace("${%s}" % placeholder, values[placeholder])
+    local_definition = local["state_machines"][resolve_names(machine["StateMachineName"])]
     assert json.loads(local_definition) == json.loads(deployed)
