@@ -25,6 +25,7 @@ class Settings:
     escalation_state_machine_arn: str
     page_queue_url: str
     evidence_bucket: str | None
+    sms_origination_number: str | None
     # Tokens: HS256 with a shared secret locally; RS256 via the identity provider's JWKS in production.
     token_secret: str | None
     token_jwks_url: str | None
@@ -64,6 +65,7 @@ def settings() -> Settings:
         escalation_state_machine_arn=_required("ESCALATION_STATE_MACHINE_ARN"),
         page_queue_url=_required("PAGE_QUEUE_URL"),
         evidence_bucket=_env("EVIDENCE_BUCKET"),
+        sms_origination_number=_env("SMS_ORIGINATION_NUMBER"),
         token_secret=_env("TOKEN_SECRET"),
         token_jwks_url=_env("TOKEN_JWKS_URL"),
         token_issuer=_env("TOKEN_ISSUER", "trust-safety-local"),

@@ -46,6 +46,7 @@ TOKEN_ENVIRONMENT = {
     "TOKEN_JWKS_URL": {"Ref": "TokenJwksUrl"},
     "TOKEN_ISSUER": {"Ref": "TokenIssuer"},
     "TOKEN_AUDIENCE": {"Ref": "TokenAudience"},
+    "SMS_ORIGINATION_NUMBER": {"Ref": "SmsOriginationNumber"},
 }
 
 

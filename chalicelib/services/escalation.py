@@ -28,7 +28,7 @@ from chalicelib.domain.escalation import EscalationSnapshot, Target, step_plan, 
 from chalicelib.domain.incidents import Status
 from chalicelib.domain.sms_texts import cancelled_text, exhausted_text, page_text, shopper_acknowledged_text
 from chalicelib.domain.timeline import EventType
-from chalicelib.observability import mask_phone
+from chalicelib.observability import count, mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ class EscalationService:
                 self._send_all(incident, targets, f"{step:04d}", PAGE, tier, text, stamp)
             else:
                 self._record_step(incident_id, step, NewEvent(EventType.ESCALATION_EXHAUSTED, {"steps": step}))
+                count("EscalationExhausted")  # alarmed on in infra/deployment.yaml: nobody answered an emergency
                 text = exhausted_text(incident.reference, incident.kind, *self._lat_lng(incident))
                 self._send_all(incident, snapshot.all_targets(), "exhausted", EXHAUSTED, 0, text, stamp)
         finally:
