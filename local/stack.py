@@ -118,6 +118,10 @@ class LocalStack:
         import requests
         from moto.server import ThreadedMotoServer
 
+        from local import moto_fixes
+
+        moto_fixes.apply()
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines drown the service's
         server = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
         server.start()

@@ -8,6 +8,8 @@ can never be committed without its event or the other way round.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import time
@@ -21,7 +23,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.models import IncidentModel, LookupModel, TimelineEventModel
+from chalicelib.adapters.models import IncidentModel, LookupModel, PersonalDataModel, TimelineEventModel
 from chalicelib.domain.errors import NotFound, Unavailable
 from chalicelib.domain.timeline import GENESIS_HASH, event_hash
 
@@ -43,15 +45,28 @@ class NewEvent:
     details: dict = field(default_factory=dict)
     actor: str | None = None
     at: str | None = None
+    # Free text and locations: stored apart and expired after the retention period; the event keeps their digest,
+    # so the hash chain still verifies once they are gone.
+    private: dict | None = None
 
 
 @dataclass
 class Change:
-    """What a decision wants written: update actions and extra conditions on the incident, and the events."""
+    """What a decision wants written: update actions and extra conditions on the incident, the events, and (when
+    set) the incident's personal data as a whole."""
 
     actions: list[Action] = field(default_factory=list)
     condition: Condition | None = None
     events: list[NewEvent] = field(default_factory=list)
+    personal: dict | None = None
+
+
+@dataclass
+class StoredEvent:
+    """A timeline event as stored, with its private part when it has not expired."""
+
+    event: TimelineEventModel
+    private: dict | None
 
 
 class RetryLater(Exception):
@@ -69,8 +84,9 @@ def _is_conditional_failure(error: TransactWriteError) -> bool:
 
 
 class IncidentStore:
-    def __init__(self, connection: Connection):
+    def __init__(self, connection: Connection, retention: timedelta):
         self._connection = connection
+        self._retention = retention
 
     # --- reads ---------------------------------------------------------------------------------------------------
     def get(self, incident_id: str, consistent: bool = True) -> IncidentModel:
@@ -91,8 +107,18 @@ class IncidentStore:
         except DoesNotExist:
             return None
 
-    def timeline(self, incident_id: str) -> list[TimelineEventModel]:
-        return list(TimelineEventModel.query(incident_id, consistent_read=True))
+    def timeline(self, incident_id: str) -> list[StoredEvent]:
+        events = list(TimelineEventModel.query(incident_id, consistent_read=True))
+        keys = [private_key(incident_id, int(e.seq)) for e in events if "private_digest" in (e.details or {})]
+        private = {item.key: item.body for item in PersonalDataModel.batch_get(keys)} if keys else {}
+        return [StoredEvent(e, private.get(private_key(incident_id, int(e.seq)))) for e in events]
+
+    def personal(self, incident_id: str) -> dict:
+        """The incident's location, description and callback phone; {} once expired."""
+        try:
+            return PersonalDataModel.get(personal_key(incident_id), consistent_read=True).body or {}
+        except DoesNotExist:
+            return {}
 
     def list_by_day(self, day: str, since: str, until: str, newest_first: bool = True, **kwargs):
         return IncidentModel.by_day.query(
@@ -103,12 +129,12 @@ class IncidentStore:
         )
 
     # --- writes --------------------------------------------------------------------------------------------------
-    def create(self, incident: IncidentModel, created: NewEvent) -> bool:
+    def create(self, incident: IncidentModel, created: NewEvent, personal: dict) -> bool:
         """Writes the incident, its reference claim and its first event atomically.
 
         Returns False when the reference is taken (the caller draws another). Raises FileExistsError when the
         incident id exists already (a retried request: ids derive from the idempotency key)."""
-        event = self._event_model(incident.incident_id, 1, GENESIS_HASH, created)
+        event, private_row = self._event_model(incident.incident_id, 1, GENESIS_HASH, created)
         incident.last_seq = 1
         incident.last_hash = event.hash
         claim = LookupModel(f"ref#{incident.reference}", incident_id=incident.incident_id)
@@ -121,6 +147,9 @@ class IncidentStore:
                 tx.save(claim, condition=LookupModel.key.does_not_exist())
                 tx.save(event, condition=TimelineEventModel.incident_id.does_not_exist())
                 tx.save(code_hint)
+                tx.save(self._personal_row(personal_key(incident.incident_id), personal))
+                if private_row is not None:
+                    tx.save(private_row)
         except TransactWriteError as exc:
             reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
             if reasons and reasons[0] == "ConditionalCheckFailed":
@@ -161,12 +190,16 @@ class IncidentStore:
 
     def _commit(self, incident: IncidentModel, change: Change) -> bool:
         seq, prev_hash = int(incident.last_seq), incident.last_hash or GENESIS_HASH
-        models = []
+        models: list = []
         for new_event in change.events:
             seq += 1
-            model = self._event_model(incident.incident_id, seq, prev_hash, new_event)
+            model, private_row = self._event_model(incident.incident_id, seq, prev_hash, new_event)
             prev_hash = model.hash
             models.append(model)
+            if private_row is not None:
+                models.append(private_row)
+        if change.personal is not None:
+            models.append(self._personal_row(personal_key(incident.incident_id), change.personal))
         actions = list(change.actions) + [IncidentModel.last_seq.set(seq), IncidentModel.last_hash.set(prev_hash)]
         condition = IncidentModel.last_seq == incident.last_seq
         if change.condition is not None:
@@ -175,26 +208,36 @@ class IncidentStore:
             with TransactWrite(connection=self._connection) as tx:
                 tx.update(incident, actions=actions, condition=condition, add_version_condition=False)
                 for model in models:
-                    tx.save(model, condition=TimelineEventModel.incident_id.does_not_exist())
+                    # Events never overwrite; personal rows are replaced whole under the incident's seq condition.
+                    condition = TimelineEventModel.incident_id.does_not_exist() if isinstance(model, TimelineEventModel) else None
+                    tx.save(model, condition=condition)
         except TransactWriteError as exc:
             if _is_conditional_failure(exc):
                 return False
             raise Unavailable("could not record the change, try again") from exc
         return True
 
-    @staticmethod
-    def _event_model(incident_id: str, seq: int, prev_hash: str, new_event: NewEvent) -> TimelineEventModel:
+    def _personal_row(self, key: str, body: dict) -> PersonalDataModel:
+        return PersonalDataModel(key, body=body, expires_at=self._retention)
+
+    def _event_model(self, incident_id: str, seq: int, prev_hash: str, new_event: NewEvent):
         at = new_event.at or iso(utc_now())
-        return TimelineEventModel(
+        details = dict(new_event.details)
+        private_row = None
+        if new_event.private:
+            details["private_digest"] = private_digest(new_event.private)
+            private_row = self._personal_row(private_key(incident_id, seq), new_event.private)
+        event = TimelineEventModel(
             incident_id,
             seq,
             at=at,
             type=new_event.type,
             actor=new_event.actor,
-            details=new_event.details,
+            details=details,
             prev_hash=prev_hash,
-            hash=event_hash(prev_hash, seq, at, new_event.type, new_event.actor, new_event.details),
+            hash=event_hash(prev_hash, seq, at, new_event.type, new_event.actor, details),
         )
+        return event, private_row
 
     # --- the paging lease (see services/escalation.py) ------------------------------------------------------------
     def take_paging_lease(self, incident_id: str, condition: Condition, lease_s: int) -> str | None:
@@ -223,6 +266,18 @@ class IncidentStore:
         except UpdateError as exc:
             if exc.cause_response_code != "ConditionalCheckFailedException":
                 raise
+
+
+def personal_key(incident_id: str) -> str:
+    return f"personal#{incident_id}"
+
+
+def private_key(incident_id: str, seq: int) -> str:
+    return f"personal#{incident_id}#{seq}"
+
+
+def private_digest(private: dict) -> str:
+    return hashlib.sha256(json.dumps(private, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def no_live_paging_lease(lease_s: int) -> Condition:

@@ -18,13 +18,6 @@ from pynamodb.models import Model
 from chalicelib.config import Settings
 
 
-class LocationAttribute(MapAttribute):
-    lat = NumberAttribute()
-    lng = NumberAttribute()
-    accuracy_m = NumberAttribute(null=True)
-    at = UnicodeAttribute()
-
-
 class AttachmentAttribute(MapAttribute):
     id = UnicodeAttribute()
     key = UnicodeAttribute()
@@ -57,10 +50,8 @@ class IncidentModel(Model):
     created_at = UnicodeAttribute()
     created_day = UnicodeAttribute()
     request_hash = UnicodeAttribute()
-    location = LocationAttribute(null=True)
     order_id = UnicodeAttribute(null=True)
-    description = UnicodeAttribute(null=True)
-    callback_phone = UnicodeAttribute(null=True)
+    # Location, description and callback phone live in a PersonalDataModel row that expires (retention).
     cancel_pin_hash = UnicodeAttribute(null=True)
     cancel_pin_failures = NumberAttribute(default=0)
     acknowledged_at = UnicodeAttribute(null=True)
@@ -169,6 +160,19 @@ class DirectoryModel(Model):
     by_phone = ResponderByPhone()
 
 
+class PersonalDataModel(Model):
+    """Personal data kept apart so DynamoDB TTL can expire it after the retention period while the incident and its
+    timeline skeleton (types, times, actors, hashes) stay: `personal#<incident>` holds the incident's location,
+    description and callback phone; `personal#<incident>#<seq>` the private part of one timeline event."""
+
+    class Meta:
+        table_name = "lookups"
+
+    key = UnicodeAttribute(hash_key=True)
+    body = JSONAttribute()
+    expires_at = TTLAttribute()
+
+
 class LookupModel(Model):
     """Unique claims and small counters: reference -> incident, SMS reply rate windows."""
 
@@ -187,6 +191,7 @@ _TABLE_SETTING = {
     PageModel: "pages_table",
     DirectoryModel: "directory_table",
     LookupModel: "lookups_table",
+    PersonalDataModel: "lookups_table",
 }
 
 _bound_to: Settings | None = None

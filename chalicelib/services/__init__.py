@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -47,7 +48,7 @@ def get_services() -> Services:
 
     cfg = settings()
     bind_models(cfg)
-    store = IncidentStore(Connection(region=cfg.region, host=cfg.aws_endpoint_url))
+    store = IncidentStore(Connection(region=cfg.region, host=cfg.aws_endpoint_url), timedelta(days=cfg.retention_days))
     pages = PageStore()
     sender = SnsSmsSender()
 

@@ -118,12 +118,12 @@ class EscalationService:
                 tier = tier_for_step(snapshot, step)
                 self._record_step(incident_id, step, self._escalated_event(incident, snapshot, step, tier))
                 targets = snapshot.tiers[tier - 1].targets
-                text = page_text(incident.reference, incident.kind, *self._lat_lng(incident))
+                text = page_text(incident.reference, incident.kind, *self._lat_lng(incident_id))
                 self._send_all(incident, targets, f"{step:04d}", PAGE, tier, text, stamp)
             else:
                 self._record_step(incident_id, step, NewEvent(EventType.ESCALATION_EXHAUSTED, {"steps": step}))
                 count("EscalationExhausted")  # alarmed on in infra/deployment.yaml: nobody answered an emergency
-                text = exhausted_text(incident.reference, incident.kind, *self._lat_lng(incident))
+                text = exhausted_text(incident.reference, incident.kind, *self._lat_lng(incident_id))
                 self._send_all(incident, snapshot.all_targets(), "exhausted", EXHAUSTED, 0, text, stamp)
         finally:
             self._store.release_paging_lease(incident_id, stamp)
@@ -194,14 +194,16 @@ class EscalationService:
 
     def _notify_shopper(self, incident_id: str) -> None:
         incident = self._store.get(incident_id)
-        if not incident.callback_phone or not incident.acknowledged_by_name:
+        callback_phone = self._store.personal(incident_id).get("callback_phone")
+        if not callback_phone or not incident.acknowledged_by_name:
             return
-        target = Target("shopper", "shopper", incident.callback_phone)
+        target = Target("shopper", "shopper", callback_phone)
         text = shopper_acknowledged_text(incident.reference, incident.acknowledged_by_name)
         self._send_all(incident, (target,), "notify", NOTIFY_SHOPPER, 0, text, None)
 
-    @staticmethod
-    def _lat_lng(incident: IncidentModel) -> tuple[float | None, float | None]:
-        if incident.location is None:
+    def _lat_lng(self, incident_id: str) -> tuple[float | None, float | None]:
+        """The latest location, read when the page is sent, so each tier's page shows where the shopper is now."""
+        location = self._store.personal(incident_id).get("location")
+        if not location:
             return None, None
-        return float(incident.location.lat), float(incident.location.lng)
+        return float(location["lat"]), float(location["lng"])

@@ -22,7 +22,7 @@ from chalicelib.adapters.incident_store import (
     utc_now,
 )
 from chalicelib.adapters.evidence import EvidenceBucket
-from chalicelib.adapters.models import AttachmentAttribute, IncidentModel, LocationAttribute
+from chalicelib.adapters.models import AttachmentAttribute, IncidentModel
 from chalicelib.auth import Principal
 from chalicelib.domain.errors import (
     Forbidden,
@@ -139,11 +139,12 @@ class IncidentService:
             created_day=iso(now)[:10],
             request_hash=request_fingerprint(body),
             order_id=body.order_id,
-            description=body.description,
-            callback_phone=body.callback_phone,
         )
-        if body.location is not None:
-            incident.location = self._location(body.location, iso(now))
+        personal = {
+            "location": self._location(body.location, incident.created_at) if body.location else None,
+            "description": body.description,
+            "callback_phone": body.callback_phone,
+        }
         if body.cancel_pin is not None:
             incident.cancel_pin_hash = hash_pin(body.cancel_pin, incident_id)
         created_details: dict = {"kind": body.kind, "severity": rule.severity, "status": status.value}
@@ -162,10 +163,11 @@ class IncidentService:
         for _ in range(5):
             incident.reference = new_reference()
             try:
-                if self._store.create(incident, created_event):
+                if self._store.create(incident, created_event, personal):
                     break
             except FileExistsError:
                 incident = self._store.get(incident_id)  # a rerun of the same request: carry on with what is stored
+                personal = self._store.personal(incident_id)
                 break
         else:
             raise Unavailable("could not allocate a reference number")
@@ -177,11 +179,11 @@ class IncidentService:
                 # No policy routes this kind: say so loudly on the record instead of silently paging nobody.
                 log.error("no escalation policy for kind", extra={"incident_id": incident_id, "kind": body.kind})
                 self._store.append(incident_id, NewEvent(EventType.ESCALATION_EXHAUSTED, {"reason": "no policy routes this kind"}))
-        return {"incident": incident_view(incident)}
+        return {"incident": incident_view(incident, personal)}
 
     @staticmethod
-    def _location(location: Location, at: str) -> LocationAttribute:
-        return LocationAttribute(lat=location.lat, lng=location.lng, accuracy_m=location.accuracy_m, at=at)
+    def _location(location: Location, at: str) -> dict:
+        return {"lat": location.lat, "lng": location.lng, "accuracy_m": location.accuracy_m, "at": at}
 
     # --- read ----------------------------------------------------------------------------------------------------
     def resolve_id(self, id_or_reference: str) -> str:
@@ -202,31 +204,34 @@ class IncidentService:
         return incident
 
     def get(self, principal: Principal, id_or_reference: str) -> dict:
-        return {"incident": incident_view(self.load_for(principal, id_or_reference))}
+        incident = self.load_for(principal, id_or_reference)
+        return {"incident": incident_view(incident, self._store.personal(incident.incident_id))}
 
     # --- change --------------------------------------------------------------------------------------------------
     def add_location(self, principal: Principal, id_or_reference: str, location: Location) -> dict:
         incident = self.load_for(principal, id_or_reference, owner_only=True)
         at = iso(utc_now())
         event = NewEvent(
-            EventType.LOCATION_UPDATED,
-            {"lat": location.lat, "lng": location.lng, "accuracy_m": location.accuracy_m},
-            actor=f"shopper:{principal.sub}",
-            at=at,
+            EventType.LOCATION_UPDATED, {}, actor=f"shopper:{principal.sub}", at=at,
+            private={"lat": location.lat, "lng": location.lng, "accuracy_m": location.accuracy_m},
         )
-        updated = self._store.record(
-            incident.incident_id,
-            lambda _current: Change(actions=[IncidentModel.location.set(self._location(location, at))], events=[event]),
-        )
-        return {"incident": incident_view(updated)}
+        personal: dict = {}
+
+        def decide(_current: IncidentModel) -> Change:
+            # Read inside the decision: the incident's seq condition makes this read-modify-write safe.
+            personal.clear()
+            personal.update(self._store.personal(incident.incident_id), location=self._location(location, at))
+            return Change(events=[event], personal=dict(personal))
+
+        updated = self._store.record(incident.incident_id, decide)
+        return {"incident": incident_view(updated, personal)}
 
     def add_note(self, principal: Principal, id_or_reference: str, text: NoteRequest) -> dict:
         if principal.role not in ("shopper", "responder"):
             raise Forbidden(f"role {principal.role} may not add notes")
         incident = self.load_for(principal, id_or_reference)
-        self._store.append(
-            incident.incident_id, NewEvent(EventType.NOTE_ADDED, {"text": text.text}, actor=f"{principal.role}:{principal.sub}")
-        )
+        self._store.append(incident.incident_id, NewEvent(
+            EventType.NOTE_ADDED, {}, actor=f"{principal.role}:{principal.sub}", private={"text": text.text}))
         return {"note": {"text": text.text, "incident_id": incident.incident_id}}
 
     def cancel(self, principal: Principal, id_or_reference: str, body: CancelRequest) -> dict:
@@ -243,15 +248,15 @@ class IncidentService:
             return Change(
                 actions=[IncidentModel.status.set(Status.CANCELLED.value), IncidentModel.cancelled_at.set(iso(utc_now()))],
                 condition=(IncidentModel.status == current.status) & no_live_paging_lease(self._lease_s),
-                events=[NewEvent(EventType.CANCELLED, {"reason": body.reason, "previous_status": current.status,
-                                                       "notify_paged": was_paged}, actor=actor)],
+                events=[NewEvent(EventType.CANCELLED, {"previous_status": current.status, "notify_paged": was_paged},
+                                 actor=actor, private={"reason": body.reason} if body.reason else None)],
             )
 
         updated = self._store.record(incident.incident_id, decide)
         if incident.status in OPEN_STATUSES:
             self._escalation.request_cancellation_notices(incident.incident_id)
         count("IncidentCancelled", kind=incident.kind)
-        return {"incident": incident_view(updated)}
+        return {"incident": incident_view(updated, self._store.personal(incident.incident_id))}
 
     def _check_pin(self, incident: IncidentModel, pin: str | None, actor: str) -> None:
         if int(incident.cancel_pin_failures) >= self._pin_max_attempts:
@@ -280,9 +285,9 @@ class IncidentService:
         attachment = AttachmentAttribute(id=attachment_id, key=key, filename=body.filename, content_type=body.content_type,
                                          size_bytes=body.size_bytes, added_by=f"{principal.role}:{principal.sub}", at=now)
         upload = self._evidence.presigned_upload(key, body.content_type, body.size_bytes)
-        event = NewEvent(EventType.ATTACHMENT_ADDED, {"attachment_id": attachment_id, "filename": body.filename,
-                                                      "content_type": body.content_type, "size_bytes": body.size_bytes},
-                         actor=f"{principal.role}:{principal.sub}", at=now)
+        event = NewEvent(EventType.ATTACHMENT_ADDED, {"attachment_id": attachment_id, "content_type": body.content_type,
+                                                      "size_bytes": body.size_bytes},
+                         actor=f"{principal.role}:{principal.sub}", at=now, private={"filename": body.filename})
         self._store.record(incident.incident_id, lambda _current: Change(
             actions=[IncidentModel.attachments.set((IncidentModel.attachments | []).append([attachment]))], events=[event]))
         return {"attachment": attachment_view(attachment), "upload": upload}

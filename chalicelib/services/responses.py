@@ -128,7 +128,7 @@ class ResponseService:
         updated = self._store.record(incident_id, decide)
         if updated.acknowledged_by == responder.id and incident.status == Status.TRIGGERED:
             count("IncidentAcknowledged", kind=updated.kind, via=via)
-            if updated.callback_phone:
+            if self._store.personal(incident_id).get("callback_phone"):
                 self._escalation.request_shopper_notice(incident_id)
         return updated
 
@@ -154,7 +154,8 @@ class ResponseService:
                 actions += self._ack_actions(responder, now)[1:]  # all but the status, which becomes resolved
                 events.append(NewEvent(EventType.ACKNOWLEDGED, {"via": via, "tier": int(current.escalation_tier),
                                                                 "name": responder.name, "implied_by": "resolve"}, actor=actor, at=now))
-            events.append(NewEvent(EventType.RESOLVED, {"outcome": outcome, "note": note, "via": via}, actor=actor, at=now))
+            events.append(NewEvent(EventType.RESOLVED, {"outcome": outcome, "via": via}, actor=actor, at=now,
+                                   private={"note": note} if note else None))
             return Change(
                 actions=actions,
                 condition=(IncidentModel.status == current.status) & no_live_paging_lease(self._lease_s),
@@ -234,9 +235,8 @@ class ResponseService:
             return "no_target"
         self._store.append(incident.incident_id, NewEvent(
             EventType.SMS_RECEIVED,
-            {"from": mask_phone(phone), "body": mask_text(message.messageBody[:500]), "command": command.action.value,
-             "inbound_message_id": message.inboundMessageId},
-            actor=f"responder:{responder.id}",
+            {"from": mask_phone(phone), "command": command.action.value, "inbound_message_id": message.inboundMessageId},
+            actor=f"responder:{responder.id}", private={"body": mask_text(message.messageBody[:500])},
         ))
         self._reply(phone, self._perform(incident, responder, command))
         return command.action.value

@@ -64,12 +64,13 @@ class ReviewService:
 
     def report(self, incident: IncidentModel) -> dict:
         """Everything a post-incident review starts from, in one document."""
-        events = [event_view(e) for e in self._store.timeline(incident.incident_id)]
-        intact, first_bad = verify_chain([event_view(e, with_hashes=True) for e in self._store.timeline(incident.incident_id)])
+        stored = self._store.timeline(incident.incident_id)
+        events = [event_view(e) for e in stored]
+        intact, first_bad = verify_chain([event_view(e, with_hashes=True) for e in stored])
         durations = timeline_durations(events)
         return {
             "report": {
-                "incident": incident_view(incident),
+                "incident": incident_view(incident, self._store.personal(incident.incident_id)),
                 "durations": {k: v for k, v in durations.items() if k not in ("paged", "tiers_paged")},
                 "tiers_paged": durations["tiers_paged"],
                 "paged": durations["paged"],
@@ -105,5 +106,6 @@ class ReviewService:
         if incident.status in OPEN_STATUSES:
             raise InvalidTransition("an incident is reviewed after it is closed (resolved or cancelled)")
         self._store.append(incident.incident_id, NewEvent(
-            EventType.REVIEW_ADDED, {"findings": findings, "follow_up_actions": follow_ups}, actor=f"reviewer:{reviewer}"))
+            EventType.REVIEW_ADDED, {}, actor=f"reviewer:{reviewer}",
+            private={"findings": findings, "follow_up_actions": follow_ups}))
         return {"review": {"findings": findings, "follow_up_actions": follow_ups}}

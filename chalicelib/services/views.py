@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from chalicelib.adapters.models import DirectoryModel, IncidentModel, TimelineEventModel
+from chalicelib.adapters.incident_store import StoredEvent
+from chalicelib.adapters.models import DirectoryModel, IncidentModel
 from chalicelib.domain.sms_commands import short_code
 
 
-def incident_view(incident: IncidentModel) -> dict:
+def incident_view(incident: IncidentModel, personal: dict | None = None) -> dict:
+    """`personal` (location, description, callback phone) is shown where the caller loaded it: single-incident reads;
+    lists leave it out."""
     view = {
         "id": incident.incident_id,
         "reference": incident.reference,
@@ -33,11 +36,9 @@ def incident_view(incident: IncidentModel) -> dict:
     view.update({k: v for k, v in optional.items() if v is not None})
     if incident.attachments:
         view["attachments"] = [attachment_view(a) for a in incident.attachments]
-    if incident.location is not None:
-        location = incident.location
-        view["location"] = {"lat": float(location.lat), "lng": float(location.lng), "at": location.at}
-        if location.accuracy_m is not None:
-            view["location"]["accuracy_m"] = float(location.accuracy_m)
+    for name in ("location", "description", "callback_phone"):
+        if personal and personal.get(name) is not None:
+            view[name] = personal[name]
     return view
 
 
@@ -47,8 +48,18 @@ def attachment_view(attachment) -> dict:
             "key": attachment.key}
 
 
-def event_view(event: TimelineEventModel, with_hashes: bool = False) -> dict:
-    view = {"seq": int(event.seq), "at": event.at, "type": event.type, "details": event.details or {}}
+def event_view(stored: StoredEvent, with_hashes: bool = False) -> dict:
+    """The API's event. Private parts (free text, coordinates) are merged back while retained; after the retention
+    period `details.expired` lists what is gone. With hashes: the details exactly as hashed, for verification."""
+    event = stored.event
+    details = dict(event.details or {})
+    if not with_hashes and "private_digest" in details:
+        del details["private_digest"]
+        if stored.private is None:
+            details["expired"] = True
+        else:
+            details.update(stored.private)
+    view = {"seq": int(event.seq), "at": event.at, "type": event.type, "details": details}
     if event.actor is not None:
         view["actor"] = event.actor
     if with_hashes:

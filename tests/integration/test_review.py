@@ -139,3 +139,33 @@ def test_review_page_is_served(world):
     page = requests.get(f"{world.stack.api_url}/review", timeout=10)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert 'data-testid="timeline-axis"' in page.text
+
+
+def test_personal_data_expires_by_ttl_while_the_skeleton_and_chain_stay(world, routed):
+    shopper = world.as_("shopper")
+    incident = world.open_panic(shopper, description="man following me", callback_phone="+15550001111")
+    shopper.post(f"/v1/incidents/{incident['id']}/locations", json={"lat": 37.8, "lng": -122.5})
+    shopper.post(f"/v1/incidents/{incident['id']}/notes", json={"text": "near the gate"})
+    ddb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=world.stack.aws_url)
+    table = world.stack.env["LOOKUPS_TABLE"]
+    rows = [r for r in ddb.scan(TableName=table)["Items"] if r["key"]["S"].startswith(f"personal#{incident['id']}")]
+    assert len(rows) == 3  # the incident's own, the location update's, the note's
+    for row in rows:
+        expires = datetime.fromtimestamp(int(row["expires_at"]["N"]), timezone.utc)
+        assert abs((expires - datetime.now(timezone.utc)) - timedelta(days=180)) < timedelta(minutes=5)
+    # Nothing personal in the timeline items themselves.
+    stored = ddb.query(TableName=world.stack.env["TIMELINE_TABLE"], KeyConditionExpression="incident_id = :i",
+                       ExpressionAttributeValues={":i": {"S": incident["id"]}})["Items"]
+    assert "near the gate" not in str(stored) and "-122.5" not in str(stored)
+    assert world.timeline(incident["id"])[-1]["details"]["text"] == "near the gate"
+
+    # What DynamoDB's TTL does after 180 days (moto does not run TTL): the rows go.
+    for row in rows:
+        ddb.delete_item(TableName=table, Key={"key": row["key"]})
+    events = world.timeline(incident["id"])
+    assert [e["type"] for e in events][:1] == ["created"] and len(events) >= 3
+    location_event = next(e for e in events if e["type"] == "location_updated")
+    assert location_event["details"] == {"expired": True} and location_event["actor"] == f"shopper:{shopper.sub}"
+    shown = world.reviewer.get(f"/v1/incidents/{incident['id']}").json()["incident"]
+    assert "location" not in shown and "description" not in shown and shown["reference"] == incident["reference"]
+    assert world.reviewer.get(f"/v1/incidents/{incident['id']}/timeline?verify=true").json()["verification"]["intact"]
