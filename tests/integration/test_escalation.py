@@ -158,3 +158,28 @@ def test_routed_kinds_are_not_paged(world, kind):
     assert response.json()["incident"]["status"] == "routed"
     time.sleep(1)
     assert world.sms.to(responder["phone"]) == []
+
+
+def test_esc_over_the_api_and_authorisation(world):
+    first, second = world.responder(), world.responder()
+    outsider = world.responder()
+    world.route_all_to(world.policy([[first], [second]], [60, 60]))
+    incident = world.open_panic()
+    wait_for(lambda: _pages(world, first["phone"]), message="tier-1 page")
+    assert outsider["api"].post(f"/v1/incidents/{incident['id']}/escalate").status_code == 403
+    assert world.as_("shopper").post(f"/v1/incidents/{incident['id']}/escalate").status_code == 403
+    response = first["api"].post(f"/v1/incidents/{incident['id']}/escalate")
+    assert response.status_code == 200 and response.json() == {"escalation": {"tier": 2}}
+    wait_for(lambda: _pages(world, second["phone"]), timeout=5, message="tier-2 page after API escalate")
+    first["api"].post(f"/v1/incidents/{incident['id']}/acknowledge")
+    assert first["api"].post(f"/v1/incidents/{incident['id']}/escalate").status_code == 409
+
+
+def test_page_text_is_one_gsm7_part(world):
+    from chalicelib.domain.sms_texts import is_gsm7, sms_parts
+
+    responder = world.responder()
+    world.route_all_to(world.policy([[responder]], [60]))
+    world.open_panic(location={"lat": -33.868820, "lng": 151.209296, "accuracy_m": 5})
+    page = wait_for(lambda: _pages(world, responder["phone"]), message="page")[0]["body"]
+    assert is_gsm7(page) and sms_parts(page) == 1 and len(page) <= 160
