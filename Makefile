@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e bench clean
+.PHONY: run test check unit integration e2e bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(STAMP)
 ## make test: every test (unit, integration against moto, end-to-end against the local stack)
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## make check: the whole suite with the full-size load test (1,000 presses)
+check: $(STAMP)
+	LOAD_PRESSES=1000 $(PY) -m pytest -q
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
