@@ -199,3 +199,16 @@ def test_shopper_is_told_help_is_coming(world):
     assert notice[0]["body"].startswith("Help is coming") and incident["reference"] in notice[0]["body"]
     time.sleep(0.5)
     assert len(world.sms.to(shopper_phone)) == 1
+
+
+def test_malformed_inbound_messages_are_dropped_without_breaking_later_ones(world):
+    (responder,) = _setup(world, responders=1)
+    incident = world.open_panic()
+    wait_for(lambda: world.sms.to(responder["phone"]), message="page")
+    sns = boto3.client("sns", region_name="us-east-1", endpoint_url=world.stack.aws_url)
+    topic = world.stack.env["INBOUND_SMS_TOPIC_ARN"]
+    for junk in ("not json", json.dumps({"originationNumber": responder["phone"]}), json.dumps([1, 2]), "{}"):
+        sns.publish(TopicArn=topic, Message=junk)
+    assert world.incident(incident["id"])["status"] == "triggered"
+    _publish_inbound(world, responder["phone"], f"ACK {incident['code']}")
+    assert world.incident(incident["id"])["status"] == "acknowledged"
