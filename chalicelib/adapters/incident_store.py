@@ -107,6 +107,13 @@ class IncidentStore:
         except DoesNotExist:
             return None
 
+    def id_for_code(self, code: str) -> str | None:
+        """The newest incident with this short code (codes are not unique; the hint expires after two days)."""
+        try:
+            return LookupModel.get(f"code#{code.upper()}", consistent_read=True).incident_id
+        except DoesNotExist:
+            return None
+
     def timeline(self, incident_id: str) -> list[StoredEvent]:
         events = list(TimelineEventModel.query(incident_id, consistent_read=True))
         keys = [private_key(incident_id, int(e.seq)) for e in events if "private_digest" in (e.details or {})]

@@ -294,22 +294,14 @@ class ResponseService:
         log.warning("SMS command rejected", extra={"from": mask_phone(phone), "reason": reason})
         if not command.code:
             return
-        # Recorded on the incident the code names, when one was paged recently, so reviewers see spoofing attempts.
-        since = iso(utc_now() - REPLY_WINDOW)
-        for incident_id in self._incidents_with_code(command.code, since):
+        # Recorded on the newest incident with that code (codes live two days), so reviewers see spoofing attempts.
+        incident_id = self._store.id_for_code(command.code)
+        if incident_id is not None:
             self._store.append(incident_id, NewEvent(
                 EventType.REJECTED_COMMAND,
                 {"from": mask_phone(phone), "command": command.action.value, "reason": reason,
                  "inbound_message_id": message.inboundMessageId},
             ))
-
-    def _incidents_with_code(self, code: str, since: str) -> list[str]:
-        from chalicelib.adapters.models import LookupModel
-
-        try:
-            return [LookupModel.get(f"code#{code}", consistent_read=True).incident_id]
-        except LookupModel.DoesNotExist:
-            return []
 
     def _opt_out(self, responder: ResponderContact, phone: str) -> str:
         self._admin.set_opted_out(responder.id, True)
