@@ -10,8 +10,11 @@ rolls a failed transaction back by putting those copies in place of the tables. 
 
 `install()` keeps moto's transaction code and changes only the backup: while a transaction runs (one at a time,
 under a lock), the "deep copy" of a table is a snapshot of just the items the transaction names, and a rollback
-restores just those items. All-or-nothing, conditions and cancellation reasons are moto's own. `BENCH_MOTO_PATCH=0`
-turns it off (bench/run.py then says so in BENCHMARKS.md).
+restores just those items. All-or-nothing, conditions and cancellation reasons are moto's own.
+
+When the local stack brings its own fix (local/moto_fixes.py, applied by LocalStack), that one is used and this one
+stays out of the way. `BENCH_MOTO_PATCH=0` runs on moto as it ships: neither fix is applied (the stack's is turned
+into a no-op in the benchmark's process).
 """
 
 from __future__ import annotations
@@ -73,12 +76,32 @@ def _keys_by_table(backend, transact_items: list[dict]) -> dict[str, list[dict]]
     return keys
 
 
-def install() -> bool:
-    """Patches moto in this process. Returns False when turned off by BENCH_MOTO_PATCH=0."""
-    global _installed
+def stack_fix():
+    """The local stack's own moto fix module, if this checkout has one."""
+    try:
+        from local import moto_fixes
+    except ImportError:
+        return None
+    return moto_fixes if hasattr(moto_fixes, "apply") else None
+
+
+def mode() -> str:
     if os.environ.get("BENCH_MOTO_PATCH", "1") == "0":
+        return "off: moto 5.2.5 as it ships (BENCH_MOTO_PATCH=0)"
+    if stack_fix() is not None:
+        return "the local stack's own fix (local/moto_fixes.py)"
+    return "bench/moto_patch.py (the local stack has no fix of its own)"
+
+
+def install() -> bool:
+    """Patches moto in this process unless the stack fixes it itself. Returns whether a fix is in place."""
+    global _installed
+    fix = stack_fix()
+    if os.environ.get("BENCH_MOTO_PATCH", "1") == "0":
+        if fix is not None:
+            fix.apply = lambda: None  # LocalStack calls moto_fixes.apply(): make it do nothing in this process
         return False
-    if _installed:
+    if fix is not None or _installed:
         return True
     import moto.dynamodb.models as models
     from moto.dynamodb.models.table import Table

@@ -3,6 +3,9 @@ the bare boto3 calls an intake must make, interleaved in one run; plus the AWS c
 
 Arms, run once each per round in a shuffled order (so drift and background load fall on all of them alike):
 - `bare`       PutItem of the same incident item + StartExecution with the same input (the brief's baseline)
+- `bare_key`   `bare` plus the idempotency record's two writes, in the service's order: PutItem(idempotency record),
+               PutItem(incident), StartExecution, UpdateItem(idempotency record): the like-for-like baseline of a POST
+               with Idempotency-Key (and a probe of what a request right after StartExecution costs locally)
 - `floor`      the service's own TransactWriteItems (incident, reference claim, first timeline event, short-code hint)
                + StartExecution: what this design needs at minimum
 - `post`       POST /v1/incidents without Idempotency-Key
@@ -46,13 +49,15 @@ from bench.common import (
     write_result,
 )
 
-ARMS = ("bare", "floor", "post", "post_key")
+ARMS = ("bare", "bare_key", "floor", "post", "post_key")
 
 
-def _replace_ids(params: dict, old_id: str, old_ref: str) -> dict:
+def _replace_ids(params: dict, old_id: str, old_ref: str, old_key: str | None = None) -> dict:
     new_id = f"inc_{secrets.token_hex(10)}"
     new_ref = "TS-" + secrets.token_hex(3).upper()
     text = json.dumps(params).replace(old_id, new_id).replace(old_ref, new_ref)
+    if old_key:
+        text = text.replace(old_key, secrets.token_hex(16))
     text = text.replace(f"code#{old_ref[3:7]}", f"code#{new_ref[3:7]}")
     return json.loads(text)
 
@@ -128,17 +133,21 @@ def main() -> None:
     first_post_ms = (time.perf_counter() - t0) * 1000
     assert response.status_code == 201, response.body
 
-    # Capture what a real POST sends, to replay as the baselines.
+    # Capture what a real POST (with Idempotency-Key) sends, to replay as the baselines.
     captured: list[tuple[str, str, dict]] = []
     recorder.capture = lambda origin, service, op, params, _r: (
         captured.append((service, op, copy.deepcopy(params))) if origin.startswith("api:") else None
     )
-    response = post_panic(client, token, None)
+    response = post_panic(client, token, uuid.uuid4().hex)
     recorder.capture = None
     assert response.status_code == 201, response.body
     incident = json.loads(response.body)["incident"]
+    idempotency_table = stack.env["IDEMPOTENCY_TABLE"]
     tx_params = next(p for s, op, p in captured if op == "TransactWriteItems")
     start_params = next(p for s, op, p in captured if op == "StartExecution")
+    idem_put = next(p for s, op, p in captured if op == "PutItem" and p["TableName"] == idempotency_table)
+    idem_update = next(p for s, op, p in captured if op == "UpdateItem" and p["TableName"] == idempotency_table)
+    idem_key = idem_put["Item"]["id"]["S"].rsplit("#", 1)[-1]  # "<function>#<hash of the key>"
     incident_put = next(e["Put"] for e in tx_params["TransactItems"] if "Put" in e and e["Put"]["TableName"] == stack.env["INCIDENTS_TABLE"])
     put_params = {"TableName": incident_put["TableName"], "Item": incident_put["Item"]}
 
@@ -150,6 +159,14 @@ def main() -> None:
         p = _replace_ids({"put": put_params, "start": start_params}, incident["id"], incident["reference"])
         ddb.put_item(**p["put"])
         sfn.start_execution(**p["start"])
+
+    def bare_key() -> None:
+        p = _replace_ids({"idem_put": idem_put, "put": put_params, "start": start_params, "idem_update": idem_update},
+                         incident["id"], incident["reference"], idem_key)
+        ddb.put_item(**p["idem_put"])
+        ddb.put_item(**p["put"])
+        sfn.start_execution(**p["start"])
+        ddb.update_item(**p["idem_update"])
 
     def floor() -> None:
         p = _replace_ids({"tx": tx_params, "start": start_params}, incident["id"], incident["reference"])
@@ -164,7 +181,7 @@ def main() -> None:
         r = post_panic(client, token, uuid.uuid4().hex)
         assert r.status_code == 201, r.body
 
-    arms = {"bare": bare, "floor": floor, "post": post, "post_key": post_key}
+    arms = {"bare": bare, "bare_key": bare_key, "floor": floor, "post": post, "post_key": post_key}
     times: dict[str, list[float]] = {name: [] for name in ARMS}
     cpu: dict[str, list[float]] = {name: [] for name in ARMS}
     per_arm_calls: dict[str, list[list]] = {name: [] for name in ARMS}
@@ -192,11 +209,9 @@ def main() -> None:
     arm_summary = {name: summary(values) for name, values in times.items()}
     cpu_summary = {name: summary(values) for name, values in cpu.items()}
     ratios = {}
-    for post_arm in ("post", "post_key"):
-        for base in ("bare", "floor"):
-            ratios[f"{post_arm}/{base}"] = {
-                q: arm_summary[post_arm][q] / arm_summary[base][q] for q in ("p50", "p99")
-            }
+    for post_arm, base in (("post", "bare"), ("post", "floor"), ("post_key", "bare_key"), ("post_key", "bare"),
+                           ("post_key", "floor")):
+        ratios[f"{post_arm}/{base}"] = {q: arm_summary[post_arm][q] / arm_summary[base][q] for q in ("p50", "p99")}
 
     call_lists = {}
     for arm, runs in per_arm_calls.items():

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from bench.common import ROOT, cli_args, summary, write_result
+from bench.common import ROOT, cli_args, median, summary, write_result
 
 TIMER = "import time as _t; _s = _t.perf_counter()\n{stmt}\nprint('BENCH_IMPORT_S', _t.perf_counter() - _s)"
 VARIANTS = {
@@ -67,9 +67,7 @@ def sample(stmt: str, extra_args: tuple[str, ...] = ()) -> tuple[float, float]:
     return float(line.split()[1]), wall
 
 
-def import_breakdown(stmt: str = "import app", top: int = 12) -> dict:
-    """`-X importtime`: self time summed per top-level package (adds up to the whole), and the cumulative time of
-    each module the statement imports directly."""
+def _importtime_rows(stmt: str) -> list[tuple[str, int, float, float]]:
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", stmt], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=120)
     rows = []
@@ -80,6 +78,19 @@ def import_breakdown(stmt: str = "import app", top: int = 12) -> dict:
         name = name[1:] if name.startswith(" ") else name
         depth = (len(name) - len(name.lstrip(" "))) // 2
         rows.append((name.strip(), depth, int(self_us) / 1000, int(cumulative_us) / 1000))
+    return rows
+
+
+def import_breakdown(stmt: str = "import app", top: int = 12, samples: int = 3) -> dict:
+    """`-X importtime`, the median of `samples` runs per module: self time summed per top-level package (adds up to
+    the whole), and the cumulative time of what the statement imports."""
+    runs = [_importtime_rows(stmt) for _ in range(samples)]
+    first = runs[0]
+    by_module = [{m: (s_ms, c_ms) for m, _d, s_ms, c_ms in run} for run in runs]
+    rows = []
+    for module, depth, _s, _c in first:
+        values = [r[module] for r in by_module if module in r]
+        rows.append((module, depth, median(v[0] for v in values), median(v[1] for v in values)))
     by_package: dict[str, float] = {}
     for module, _depth, self_ms, _cum in rows:
         package = module.split(".")[0]
@@ -91,6 +102,7 @@ def import_breakdown(stmt: str = "import app", top: int = 12) -> dict:
     direct = [(m, cum) for m, depth, _s, cum in rows if depth == 0 and m.split(".")[0] not in startup]
     second = [(m, cum) for m, depth, _s, cum in rows if depth == 1]
     return {
+        "samples": samples,
         "total_ms": sum(r[2] for r in rows),
         "self_ms_by_package": sorted(({"package": k, "ms": v} for k, v in by_package.items()), key=lambda r: r["ms"],
                                      reverse=True)[:top],
@@ -102,6 +114,7 @@ def import_breakdown(stmt: str = "import app", top: int = 12) -> dict:
 def main() -> None:
     args = cli_args()
     runs, cold_runs = int(args.get("runs", 10)), int(args.get("nopyc-runs", 3))
+    importtime_runs = int(args.get("importtime-runs", 3))
     rng = random.Random(2)
 
     for stmt in VARIANTS.values():  # warm-up: bytecode caches written, files in the page cache
@@ -129,8 +142,8 @@ def main() -> None:
         "import_ms": {k: summary(v) for k, v in inside.items()},
         "process_wall_ms": {k: summary(v) for k, v in wall.items()},
         "nopyc_import_ms": {k: summary(v) for k, v in nopyc.items()},
-        "importtime_app": import_breakdown("import app"),
-        "importtime_app_wired": import_breakdown(VARIANTS["app_wired"].replace("\n", "; ")),
+        "importtime_app": import_breakdown("import app", samples=importtime_runs),
+        "importtime_app_wired": import_breakdown(VARIANTS["app_wired"].replace("\n", "; "), samples=importtime_runs),
     }
     med = {k: v["p50"] for k, v in result["import_ms"].items()}
     result["ratio_app_to_boto3"] = med["app"] / med["boto3"]

@@ -102,6 +102,7 @@ def main() -> None:
     press_by_ref = {r["reference"]: r for r in accepted}
     press_to_page = [parse_iso(at).timestamp() - press_by_ref[ref]["sent"] for ref, at in paged_accepted.items()]
     last_page = max((parse_iso(at).timestamp() for at in paged_accepted.values()), default=None)
+    first_page = min((parse_iso(at).timestamp() for at in paged_accepted.values()), default=None)
 
     # Stored incidents, read straight from moto's backend (the incidents table holds only this run's incidents).
     from moto.dynamodb.models import dynamodb_backends
@@ -126,6 +127,7 @@ def main() -> None:
         "duplicate_pages": sum(1 for ref, c in counts.items() if c > 1 and ref in references),
         "first_press_to_last_page_s": (last_page - first_sent) if last_page else None,
         "press_to_page_s": summary(press_to_page),
+        "pages_per_s": (len(paged_accepted) - 1) / (last_page - first_page) if last_page and last_page > first_page else None,
         "max_queue_depth": max((d for _t, d in depth), default=0),
         "page_deadline_s": page_deadline,
     })
