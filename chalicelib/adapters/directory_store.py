@@ -27,6 +27,11 @@ class DirectoryStore:
         item.delete()
         return True
 
+    def get_many(self, entity: str, item_ids: set[str]) -> list[DirectoryModel]:
+        if not item_ids:
+            return []
+        return list(DirectoryModel.batch_get([(entity, item_id) for item_id in sorted(item_ids)], consistent_read=True))
+
     def list(self, entity: str) -> list[DirectoryModel]:
         return list(DirectoryModel.query(entity, consistent_read=True))
 

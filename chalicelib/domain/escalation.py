@@ -85,6 +85,25 @@ class ResponderContact:
         return self.active and not self.opted_out
 
 
+def responders_needed(policy: Policy, schedules: dict[str, Schedule], at: datetime) -> set[str]:
+    """The responders a snapshot at `at` can name: direct targets and whoever each schedule has on call."""
+    needed: set[str] = set()
+    for tier in policy.tiers:
+        for target in tier.targets:
+            if "schedule" in target:
+                schedule = schedules.get(target["schedule"])
+                responder_id = on_call(schedule, at) if schedule else None
+                if responder_id is not None:
+                    needed.add(responder_id)
+            else:
+                needed.add(target["responder"])
+    return needed
+
+
+def schedules_named(policy: Policy) -> set[str]:
+    return {target["schedule"] for tier in policy.tiers for target in tier.targets if "schedule" in target}
+
+
 def build_snapshot(
     policy: Policy,
     responders: dict[str, ResponderContact],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 from chalicelib.adapters.directory_store import POLICY, RESPONDER, ROUTING, ROUTING_ID, SCHEDULE, DirectoryStore
@@ -63,8 +64,29 @@ def contact_from_item(item: DirectoryModel) -> ResponderContact:
 
 
 class AdminService:
-    def __init__(self, directory: DirectoryStore):
+    """Admin writes, and the directory reads an incident needs when it opens.
+
+    Those reads (routing, the policy, its schedules and responders) are cached for `cache_s` seconds in the warm
+    process: a panic press then costs two AWS calls (the transaction and StartExecution) instead of six. Writes
+    through this process clear the cache at once; other Lambda instances see an admin change within `cache_s`.
+    """
+
+    def __init__(self, directory: DirectoryStore, cache_s: float = 5.0):
         self._directory = directory
+        self._cache_s = cache_s
+        self._cache: dict[tuple, tuple[float, object]] = {}
+
+    def _cached(self, key: tuple, load):
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = load()
+        self._cache[key] = (now + self._cache_s, value)
+        return value
+
+    def _changed(self) -> None:
+        self._cache.clear()
 
     # --- responders ----------------------------------------------------------------------------------------------
     def put_responder(self, responder_id: str, body: ResponderPut) -> tuple[dict, bool]:
@@ -83,6 +105,7 @@ class AdminService:
             updated_at=iso(utc_now()),
         )
         self._directory.put(item)
+        self._changed()
         return responder_view(item), existing is None
 
     def get_responder(self, responder_id: str) -> dict:
@@ -94,13 +117,17 @@ class AdminService:
     def delete_responder(self, responder_id: str) -> None:
         if not self._directory.delete(RESPONDER, responder_id):
             raise NotFound(f"responder {responder_id} not found")
+        self._changed()
 
     def set_opted_out(self, responder_id: str, opted_out: bool) -> None:
         item = self._require(RESPONDER, responder_id)
         item.update(actions=[DirectoryModel.opted_out.set(opted_out), DirectoryModel.updated_at.set(iso(utc_now()))])
+        self._changed()
 
-    def contacts(self) -> dict[str, ResponderContact]:
-        return {item.id: contact_from_item(item) for item in self._directory.list(RESPONDER)}
+    def contacts(self, responder_ids: set[str]) -> dict[str, ResponderContact]:
+        key = ("contacts", frozenset(responder_ids))
+        return self._cached(key, lambda: {item.id: contact_from_item(item)
+                                          for item in self._directory.get_many(RESPONDER, responder_ids)})
 
     def contact_by_phone(self, phone: str) -> ResponderContact | None:
         item = self._directory.responder_by_phone(phone)
@@ -122,8 +149,10 @@ class AdminService:
     def get_schedule(self, schedule_id: str) -> dict:
         return document_view(self._require(SCHEDULE, schedule_id))
 
-    def schedules(self) -> dict[str, Schedule]:
-        return {item.id: schedule_from_body(item.id, item.body) for item in self._directory.list(SCHEDULE)}
+    def schedules(self, schedule_ids: set[str]) -> dict[str, Schedule]:
+        key = ("schedules", frozenset(schedule_ids))
+        return self._cached(key, lambda: {item.id: schedule_from_body(item.id, item.body)
+                                          for item in self._directory.get_many(SCHEDULE, schedule_ids)})
 
     # --- policies ------------------------------------------------------------------------------------------------
     def put_policy(self, policy_id: str, body: PolicyPut) -> tuple[dict, bool]:
@@ -133,8 +162,11 @@ class AdminService:
         return document_view(self._require(POLICY, policy_id))
 
     def policy(self, policy_id: str) -> Policy | None:
-        item = self._directory.get(POLICY, policy_id)
-        return policy_from_body(item.id, item.body) if item else None
+        def load() -> Policy | None:
+            item = self._directory.get(POLICY, policy_id)
+            return policy_from_body(item.id, item.body) if item else None
+
+        return self._cached(("policy", policy_id), load)
 
     # --- routing -------------------------------------------------------------------------------------------------
     def put_routing(self, body: RoutingPut) -> dict:
@@ -154,7 +186,7 @@ class AdminService:
         return dict(item.body) if item else {}
 
     def policy_id_for_kind(self, kind: str) -> str | None:
-        routes = self.get_routing()
+        routes = self._cached(("routing",), self.get_routing)
         return routes.get(kind) or routes.get("default")
 
     # --- helpers -------------------------------------------------------------------------------------------------
@@ -162,6 +194,7 @@ class AdminService:
         created = self._directory.get(entity, item_id) is None
         item = DirectoryModel(entity, item_id, body=body, updated_at=iso(utc_now()))
         self._directory.put(item)
+        self._changed()
         return document_view(item), created
 
     def _require(self, entity: str, item_id: str) -> DirectoryModel:

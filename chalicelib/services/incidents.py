@@ -32,7 +32,7 @@ from chalicelib.domain.errors import (
     Unavailable,
     ValidationFailed,
 )
-from chalicelib.domain.escalation import build_snapshot
+from chalicelib.domain.escalation import build_snapshot, responders_needed, schedules_named
 from chalicelib.domain.incidents import (
     KIND_RULES,
     OPEN_STATUSES,
@@ -152,7 +152,9 @@ class IncidentService:
             policy_id = self._admin.policy_id_for_kind(body.kind)
             policy = self._admin.policy(policy_id) if policy_id else None
             if policy is not None:
-                snapshot = build_snapshot(policy, self._admin.contacts(), self._admin.schedules(), now)
+                schedules = self._admin.schedules(schedules_named(policy))
+                contacts = self._admin.contacts(responders_needed(policy, schedules, now))
+                snapshot = build_snapshot(policy, contacts, schedules, now)
                 incident.policy_id = policy.id
                 incident.escalation = snapshot.to_dict()
                 created_details["policy"] = policy.id
