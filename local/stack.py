@@ -27,6 +27,8 @@ from typing import Any
 from pathlib import Path
 
 REGION = "us-east-1"
+# http.server listens with a backlog of 5: fifty phones replying at once got connection resets.
+LISTEN_BACKLOG = 128
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css",
                  ".svg": "image/svg+xml", ".png": "image/png", ".json": "application/json"}
@@ -155,11 +157,13 @@ class LocalStack:
 
         config = Config.create(chalice_stage="local", app_name=self.app.app_name, chalice_app=self.app)
         server = create_local_server(self.app, config, self.host, self.api_port)
+        server.server.socket.listen(LISTEN_BACKLOG)
         self._servers.append(server)
         self._thread(server.serve_forever, "api")
 
     def _start_dev_server(self) -> None:
         server = ThreadingHTTPServer((self.host, self.dev_port), _dev_handler(self))
+        server.socket.listen(LISTEN_BACKLOG)
         server.daemon_threads = True
         self._servers.append(server)
         self._thread(server.serve_forever, "dev")

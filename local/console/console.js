@@ -383,13 +383,15 @@ async function pollWatched() {
     asReviewer("GET", `/v1/incidents/${id}/timeline`),
   ]);
   if (id !== state.watchId || !incident.ok || !timeline.ok) return;
-  const previous = state.watched;
-  state.watched = { incident: incident.data.incident, events: timeline.data.events || [] };
-  const policyId = state.watched.incident.escalation && state.watched.incident.escalation.policy;
+  // The tier timeouts first, so the countdown never shows an incident without them.
+  const policyId = incident.data.incident.escalation && incident.data.incident.escalation.policy;
   if (policyId && !state.policies.has(policyId)) {
     const result = await asAdmin("GET", `/v1/escalation-policies/${policyId}`);
     state.policies.set(policyId, result.ok ? result.data.policy : null);
   }
+  if (id !== state.watchId) return;
+  const previous = state.watched;
+  state.watched = { incident: incident.data.incident, events: timeline.data.events || [] };
   const changed = !previous || previous.events.length !== state.watched.events.length
     || previous.incident.status !== state.watched.incident.status;
   if (changed) {
@@ -489,7 +491,7 @@ function escalationClock() {
   }
   if (esc.exhausted) return { state: "exhausted", title: "Every tier was paged", sub: "still waiting for an ACK" };
   const policy = state.policies.get(esc.policy);
-  if (!policy || !policy.tiers || !policy.tiers.length) return { state: "running", title: `Policy ${esc.policy}`, sub: "timeouts unknown", progress: 0 };
+  if (!policy || !policy.tiers || !policy.tiers.length) return { state: "unknown", title: `Policy ${esc.policy}`, sub: "tier timeouts unknown (admin API)", progress: 0 };
   const tiers = policy.tiers.length;
   const steps = tiers * ((policy.repeat || 0) + 1);
   const escalations = events.filter((e) => e.type === "escalated");
