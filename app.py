@@ -14,7 +14,8 @@ from chalice import Chalice, Response
 from pydantic import ValidationError
 
 from chalicelib.auth import Principal, require_role, verify_token
-from chalicelib.domain.errors import BadRequest, ServiceError, ValidationFailed
+from chalicelib.adapters.failures import is_dependency_failure
+from chalicelib.domain.errors import BadRequest, ServiceError, Unavailable, ValidationFailed
 from chalicelib.observability import logger
 from chalicelib.schemas import (
     AttachmentRequest,
@@ -117,7 +118,10 @@ def endpoint(path: str, method: str, roles: tuple[str, ...], body: type | None =
                 return _json(result, status)
             except ServiceError as error:
                 return error_response(error)
-            except Exception:  # noqa: BLE001 - a bug: log it, answer 500 in the contract's shape
+            except Exception as exc:  # noqa: BLE001 - a dependency failing is retryable; anything else is a bug
+                if is_dependency_failure(exc):
+                    log.warning("dependency failed", extra={"path": path, "error": type(exc).__name__})
+                    return error_response(Unavailable("a dependency failed; retry (with the same Idempotency-Key)"))
                 log.exception("unhandled error", extra={"path": path, "method": method})
                 return _json({"error": {"code": "internal_error", "message": "internal error"}}, 500)
 

@@ -220,9 +220,21 @@ class IncidentStore:
                     tx.save(model, condition=condition)
         except TransactWriteError as exc:
             if _is_conditional_failure(exc):
-                return False
+                # botocore retries a transaction whose answer was lost (5xx); if the first try landed, the retry fails
+                # its own seq condition. Then our first event is stored under its seq: done, not to be redone.
+                return self._landed(incident.incident_id, models, prev_hash)
             raise Unavailable("could not record the change, try again") from exc
         return True
+
+    def _landed(self, incident_id: str, models: list, head_hash: str) -> bool:
+        events = [m for m in models if isinstance(m, TimelineEventModel)]
+        if not events:
+            return self.get(incident_id).last_hash == head_hash
+        first = events[0]
+        try:
+            return TimelineEventModel.get(incident_id, first.seq, consistent_read=True).hash == first.hash
+        except DoesNotExist:
+            return False
 
     def _personal_row(self, key: str, body: dict) -> PersonalDataModel:
         return PersonalDataModel(key, body=body, expires_at=self._retention)

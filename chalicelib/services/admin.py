@@ -134,8 +134,11 @@ class AdminService:
         return contact_from_item(item) if item else None
 
     def contact(self, responder_id: str) -> ResponderContact | None:
-        item = self._directory.get(RESPONDER, responder_id)
-        return contact_from_item(item) if item else None
+        def load() -> ResponderContact | None:
+            item = self._directory.get(RESPONDER, responder_id)
+            return contact_from_item(item) if item else None
+
+        return self._cached(("contact", responder_id), load)
 
     # --- schedules -----------------------------------------------------------------------------------------------
     def put_schedule(self, schedule_id: str, body: SchedulePut) -> tuple[dict, bool]:

@@ -17,6 +17,7 @@ import logging
 import time
 from datetime import timedelta
 
+from chalicelib.adapters.failures import is_dependency_failure
 from chalicelib.adapters.incident_store import Change, IncidentStore, NewEvent, iso, paging_lease_is_live, utc_now
 from chalicelib.adapters.models import IncidentModel, PageModel
 from chalicelib.adapters.page_queue import PageQueue
@@ -32,7 +33,7 @@ from chalicelib.observability import count, mask_phone
 
 log = logging.getLogger(__name__)
 
-PAGE, EXHAUSTED, CANCELLED, NOTIFY_SHOPPER = "page", "exhausted", "cancelled", "notify_shopper"
+PAGE, EXHAUSTED, CANCELLED, NOTIFY_SHOPPER, START = "page", "exhausted", "cancelled", "notify_shopper", "start"
 
 
 class PagerBusy(Exception):
@@ -79,6 +80,18 @@ class EscalationService:
         snapshot = EscalationSnapshot.from_dict(incident.escalation)
         return tier_for_step(snapshot, next_step)
 
+    def start_or_defer(self, incident: IncidentModel) -> None:
+        """Starts the escalation; if Step Functions fails, puts the start on the page queue, whose worker retries it
+        until it works (the execution's name makes repeats harmless). An accepted emergency is never left unescalated
+        because the shopper's phone did not retry. Raises only when the queue fails too."""
+        try:
+            self.start(incident)
+        except Exception as exc:  # noqa: BLE001 - any failure of StartExecution: hand it to the outbox
+            if not is_dependency_failure(exc):
+                raise
+            log.warning("StartExecution failed, deferred to the page queue", extra={"incident_id": incident.incident_id})
+            self._queue.enqueue({"action": START, "incident_id": incident.incident_id})
+
     def request_cancellation_notices(self, incident_id: str) -> None:
         self._queue.enqueue({"action": CANCELLED, "incident_id": incident_id})
 
@@ -95,6 +108,10 @@ class EscalationService:
             self._send_cancellation_notices(incident_id)
         elif action == NOTIFY_SHOPPER:
             self._notify_shopper(incident_id)
+        elif action == START:
+            incident = self._store.get(incident_id)
+            if incident.status == Status.TRIGGERED and int(incident.escalation_step) < 0:
+                self.start(incident)  # raises while Step Functions still fails: the queue redelivers
         else:
             log.error("unknown page request dropped", extra={"action": action, "incident_id": incident_id})
 

@@ -54,6 +54,7 @@ from chalicelib.services.views import attachment_view, incident_view
 log = logging.getLogger(__name__)
 
 READ_ROLES = ("responder", "reviewer", "admin")
+MAX_LIST_RANGE = timedelta(days=60)
 
 
 def request_fingerprint(body: IncidentCreate) -> str:
@@ -176,7 +177,7 @@ class IncidentService:
         count("IncidentOpened", kind=body.kind)
         if incident.status == Status.TRIGGERED:
             if incident.escalation:
-                self._escalation.start(incident)
+                self._escalation.start_or_defer(incident)
             else:
                 # No policy routes this kind: say so loudly on the record instead of silently paging nobody.
                 log.error("no escalation policy for kind", extra={"incident_id": incident_id, "kind": body.kind})
@@ -196,7 +197,16 @@ class IncidentService:
             return incident_id
         return id_or_reference
 
+    def require_active_responder(self, principal: Principal) -> None:
+        """A responder token is not enough: the responder must exist and be active (deactivating someone must cut
+        their access to shoppers' locations, not only their pages)."""
+        if principal.role == "responder":
+            contact = self._admin.contact(principal.sub)
+            if contact is None or not contact.active:
+                raise Forbidden("you are not an active responder")
+
     def load_for(self, principal: Principal, id_or_reference: str, owner_only: bool = False) -> IncidentModel:
+        self.require_active_responder(principal)
         incident = self._store.get(self.resolve_id(id_or_reference))
         if principal.role == "shopper":
             if incident.owner != principal.sub:
@@ -239,6 +249,13 @@ class IncidentService:
     def cancel(self, principal: Principal, id_or_reference: str, body: CancelRequest) -> dict:
         incident = self.load_for(principal, id_or_reference, owner_only=True)
         actor = f"shopper:{principal.sub}"
+        if incident.status == Status.CANCELLED:
+            # A retry (say after a 503 while queueing the notices): same answer, and the notices are queued again;
+            # each responder's notice is claimed once, so nobody gets two.
+            if any(e.event.type == EventType.CANCELLED and e.event.details.get("notify_paged")
+                   for e in self._store.timeline(incident.incident_id)):
+                self._escalation.request_cancellation_notices(incident.incident_id)
+            return {"incident": incident_view(incident, self._store.personal(incident.incident_id))}
         if incident.cancel_pin_hash is not None:
             self._check_pin(incident, body.pin, actor)
 
@@ -299,8 +316,13 @@ class IncidentService:
              until: datetime | None, limit: int, cursor: str | None) -> dict:
         """Newest first, walking the by_day index one UTC day at a time from `until` back to `since` (default: the
         last 30 days). The cursor is opaque to clients: the (created_at, id) of the last incident returned."""
+        self.require_active_responder(principal)
         until = until or utc_now()
         since = since or until - timedelta(days=30)
+        if until - since > MAX_LIST_RANGE:
+            # One index query per day: the range bounds the cost of a request.
+            raise ValidationFailed("time range too long", [
+                {"field": "since", "problem": f"must be at most {MAX_LIST_RANGE.days} days before until"}])
         after = decode_cursor(cursor) if cursor else None
         upper = after[0] if after else iso(until)
         lower = iso(since)

@@ -163,9 +163,6 @@ def test_a_denied_caller_learns_nothing_about_the_incident(callers):
         assert callers.incident["reference"] not in text and "37.77" not in text and "incident" not in response.json()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: reads and writes on an incident check only the token's role: a "
-                                       "deactivated (or unknown) responder keeps reading every incident's location "
-                                       "and timeline and can add notes/evidence, though ack/resolve refuse them")
 def test_deactivated_and_unknown_responders_are_refused_everywhere(world, callers):
     gone = world.responder()
     assert world.admin.put(f"/v1/responders/{gone['id']}",
