@@ -201,9 +201,35 @@ def build(stage: str, out_dir: Path) -> Path:
     for produced in package_dir.iterdir():
         produced.rename(out_dir / produced.name)
     package_dir.rmdir()
+    add_bytecode(out_dir / "deployment.zip")
     sam = out_dir / "sam.json"
     check_packaged(json.loads(sam.read_text()))
     return sam
+
+
+def add_bytecode(zip_path: Path) -> None:
+    """Adds compiled bytecode to the deployment package. Chalice ships sources only and /var/task is read-only, so
+    every cold start would compile every module again: measured 1.0 s against 0.22 s for `import app` (BENCHMARKS.md,
+    P2). Unchecked-hash .pyc files are used as they are, without comparing them with the source. Only a Python of the
+    Lambda runtime's version can write them."""
+    import compileall
+    import py_compile
+    import tempfile
+    import zipfile
+
+    if sys.version_info[:2] != tuple(int(part) for part in RUNTIME.removeprefix("python").split(".")):
+        print(f"not adding bytecode: this is Python {sys.version_info[0]}.{sys.version_info[1]}, the runtime is {RUNTIME}")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(zip_path) as package:
+            package.extractall(tmp)
+        compileall.compile_dir(tmp, quiet=1, workers=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        rebuilt = zip_path.with_suffix(".tmp")
+        with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as package:
+            for path in sorted(Path(tmp).rglob("*")):
+                if path.is_file():
+                    package.write(path, path.relative_to(tmp).as_posix())
+        rebuilt.replace(zip_path)
 
 
 def main(argv: list[str] | None = None) -> int:

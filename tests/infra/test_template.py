@@ -75,6 +75,14 @@ def test_package_holds_the_code_and_a_template(package_dir):
     assert (package_dir / "sam.json").exists()
 
 
+def test_package_ships_bytecode_for_a_fast_cold_start(package_dir):
+    import zipfile
+
+    names = set(zipfile.ZipFile(package_dir / "deployment.zip").namelist())
+    assert "app.py" in names and "__pycache__/app.cpython-311.pyc" in names
+    assert "chalicelib/services/__pycache__/incidents.cpython-311.pyc" in names
+
+
 def cfn_lint(template_path: Path) -> subprocess.CompletedProcess:
     executable = Path(sys.executable).with_name("cfn-lint")
     command = [str(executable) if executable.exists() else shutil.which("cfn-lint") or "cfn-lint", str(template_path)]
