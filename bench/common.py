@@ -78,14 +78,9 @@ def free_port() -> int:
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
     """Polls until `predicate()` is truthy and returns it; returns None at the deadline (the caller reports it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
+    from local.polling import poll_until
+
+    return poll_until(predicate, timeout, interval)
 
 
 def parse_iso(value: str) -> datetime:

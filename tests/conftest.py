@@ -8,7 +8,6 @@ import os
 import random
 import socket
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -30,14 +29,12 @@ def free_port() -> int:
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
     """Poll until `predicate()` is truthy; returns its value. Fails the test with `message` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
+    from local.polling import poll_until
+
+    value = poll_until(predicate, timeout, interval)
+    if not value:
+        pytest.fail(f"timed out after {timeout}s waiting for {message}")
+    return value
 
 
 def unique(prefix: str) -> str:
