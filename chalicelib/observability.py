@@ -6,6 +6,7 @@ two digits (enough to tell two responders apart), `mask_location` keeps one deci
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import lru_cache
 from typing import Any
@@ -35,8 +36,19 @@ def mask_text(text: str) -> str:
 @lru_cache(maxsize=1)
 def logger() -> Any:
     from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-    return Logger(service=SERVICE)
+    root = Logger(service=SERVICE)
+    # The services log through the standard library (no powertools in the domain); give their loggers the same
+    # structured JSON output, so every line carries the service name and whatever `extra` fields the caller set.
+    # Their parent "chalicelib" gets powertools' handler; it stops there, or Lambda's root handler prints it twice.
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    services_logger = logging.getLogger("chalicelib")
+    copy_config_to_registered_loggers(source_logger=root, include={"chalicelib"})
+    services_logger.handlers = [h for h in services_logger.handlers if isinstance(h.formatter, LambdaPowertoolsFormatter)]
+    services_logger.propagate = False
+    return root
 
 
 def count(name: str, value: float = 1, unit: str = "Count", **dimensions: str) -> None:
