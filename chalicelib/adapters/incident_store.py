@@ -216,8 +216,8 @@ class IncidentStore:
                 tx.update(incident, actions=actions, condition=condition, add_version_condition=False)
                 for model in models:
                     # Events never overwrite; personal rows are replaced whole under the incident's seq condition.
-                    condition = TimelineEventModel.incident_id.does_not_exist() if isinstance(model, TimelineEventModel) else None
-                    tx.save(model, condition=condition)
+                    is_event = isinstance(model, TimelineEventModel)
+                    tx.save(model, condition=TimelineEventModel.incident_id.does_not_exist() if is_event else None)
         except TransactWriteError as exc:
             if _is_conditional_failure(exc):
                 # botocore retries a transaction whose answer was lost (5xx); if the first try landed, the retry fails
@@ -304,6 +304,14 @@ def no_live_paging_lease(lease_s: int) -> Condition:
     after an acknowledgement (or cancel, or resolve) is committed."""
     cutoff = iso(utc_now() - timedelta(seconds=lease_s))
     return IncidentModel.paging_since.does_not_exist() | (IncidentModel.paging_since < cutoff)
+
+
+def leaving_triggered(current: IncidentModel, lease_s: int) -> Condition:
+    """The guard of every status change out of `triggered` (acknowledge, resolve, cancel): wait while a pager holds a
+    live lease (RetryLater), and commit only if none was taken meanwhile (the returned condition)."""
+    if paging_lease_is_live(current, lease_s):
+        raise RetryLater()
+    return no_live_paging_lease(lease_s)
 
 
 def paging_lease_is_live(incident: IncidentModel, lease_s: int) -> bool:

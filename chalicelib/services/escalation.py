@@ -138,8 +138,8 @@ class EscalationService:
                 text = page_text(incident.reference, incident.kind, *self._lat_lng(incident_id))
                 self._send_all(incident, targets, f"{step:04d}", PAGE, tier, text, stamp)
             else:
-                self._record_step(incident_id, step, NewEvent(EventType.ESCALATION_EXHAUSTED, {"steps": step}))
-                count("EscalationExhausted")  # alarmed on in infra/deployment.yaml: nobody answered an emergency
+                if self._record_step(incident_id, step, NewEvent(EventType.ESCALATION_EXHAUSTED, {"steps": step})):
+                    count("EscalationExhausted")  # alarmed on in infra/deployment.yaml; once, not per redelivery
                 text = exhausted_text(incident.reference, incident.kind, *self._lat_lng(incident_id))
                 self._send_all(incident, snapshot.all_targets(), "exhausted", EXHAUSTED, 0, text, stamp)
         finally:
@@ -152,17 +152,19 @@ class EscalationService:
         details = {"tier": tier, "step": step, "round": step // len(snapshot.tiers), "trigger": "manual" if manual else "timeout"}
         return NewEvent(EventType.ESCALATED, details)
 
-    def _record_step(self, incident_id: str, step: int, event: NewEvent | None) -> None:
-        """Writes the step's event once, however often its request is delivered."""
+    def _record_step(self, incident_id: str, step: int, event: NewEvent | None) -> bool:
+        """Writes the step's event once, however often its request is delivered; True if this call wrote it."""
         if event is None:
-            return
+            return False
+        wrote = False
 
         def decide(incident: IncidentModel) -> Change | None:
-            if int(incident.escalation_recorded_step) >= step:
-                return None
-            return Change(actions=[IncidentModel.escalation_recorded_step.set(step)], events=[event])
+            nonlocal wrote
+            wrote = int(incident.escalation_recorded_step) < step
+            return Change(actions=[IncidentModel.escalation_recorded_step.set(step)], events=[event]) if wrote else None
 
         self._store.record(incident_id, decide)
+        return wrote
 
     def _send_all(
         self, incident: IncidentModel, targets: tuple[Target, ...], key_prefix: str, purpose: str, tier: int, text: str,

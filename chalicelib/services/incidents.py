@@ -15,10 +15,8 @@ from chalicelib.adapters.incident_store import (
     Change,
     IncidentStore,
     NewEvent,
-    RetryLater,
     iso,
-    no_live_paging_lease,
-    paging_lease_is_live,
+    leaving_triggered,
     utc_now,
 )
 from chalicelib.adapters.evidence import EvidenceBucket
@@ -261,12 +259,11 @@ class IncidentService:
 
         def decide(current: IncidentModel) -> Change:
             check_can_cancel(current.status)
-            if paging_lease_is_live(current, self._lease_s):
-                raise RetryLater()
+            guard = leaving_triggered(current, self._lease_s)
             was_paged = current.status in OPEN_STATUSES
             return Change(
                 actions=[IncidentModel.status.set(Status.CANCELLED.value), IncidentModel.cancelled_at.set(iso(utc_now()))],
-                condition=(IncidentModel.status == current.status) & no_live_paging_lease(self._lease_s),
+                condition=(IncidentModel.status == current.status) & guard,
                 events=[NewEvent(EventType.CANCELLED, {"previous_status": current.status, "notify_paged": was_paged},
                                  actor=actor, private={"reason": body.reason} if body.reason else None)],
             )

@@ -14,17 +14,15 @@ from chalicelib.adapters.incident_store import (
     Change,
     IncidentStore,
     NewEvent,
-    RetryLater,
     count_in_window,
     iso,
-    no_live_paging_lease,
-    paging_lease_is_live,
+    leaving_triggered,
     utc_now,
 )
 from chalicelib.adapters.models import IncidentModel
 from chalicelib.adapters.page_store import PageStore
 from chalicelib.adapters.sms import SnsSmsSender
-from chalicelib.domain.errors import AlreadyAcknowledged, Forbidden, InvalidTransition, NotFound
+from chalicelib.domain.errors import AlreadyAcknowledged, Forbidden, InvalidTransition
 from chalicelib.domain.escalation import EscalationSnapshot, ResponderContact
 from chalicelib.domain.incidents import OPEN_STATUSES, Status, check_can_acknowledge, check_can_resolve
 from chalicelib.domain.sms_commands import Action, SmsCommand, parse_sms_command, short_code
@@ -115,12 +113,11 @@ class ResponseService:
                            "acknowledged_at": current.acknowledged_at},
                 )
             check_can_acknowledge(current.status)
-            if paging_lease_is_live(current, self._lease_s):
-                raise RetryLater()
+            guard = leaving_triggered(current, self._lease_s)
             now = iso(utc_now())
             return Change(
                 actions=self._ack_actions(responder, now),
-                condition=(IncidentModel.status == Status.TRIGGERED.value) & no_live_paging_lease(self._lease_s),
+                condition=(IncidentModel.status == Status.TRIGGERED.value) & guard,
                 events=[NewEvent(EventType.ACKNOWLEDGED, {"via": via, "tier": int(current.escalation_tier), "name": responder.name},
                                  actor=actor, at=now)],
             )
@@ -139,8 +136,7 @@ class ResponseService:
 
         def decide(current: IncidentModel) -> Change:
             check_can_resolve(current.status)
-            if current.status == Status.TRIGGERED and paging_lease_is_live(current, self._lease_s):
-                raise RetryLater()
+            guard = leaving_triggered(current, self._lease_s)
             now = iso(utc_now())
             actions = [
                 IncidentModel.status.set(Status.RESOLVED.value),
@@ -158,7 +154,7 @@ class ResponseService:
                                    private={"note": note} if note else None))
             return Change(
                 actions=actions,
-                condition=(IncidentModel.status == current.status) & no_live_paging_lease(self._lease_s),
+                condition=(IncidentModel.status == current.status) & guard,
                 events=events,
             )
 
@@ -266,9 +262,7 @@ class ResponseService:
     ) -> tuple[IncidentModel | None, str]:
         """Which incident a reply means: the code it names; else the page it answers (previousPublishedMessageId);
         else the only open incident paged to this number."""
-        since = iso(utc_now() - REPLY_WINDOW)
-        paged_ids = list(dict.fromkeys(p.incident_id for p in self._pages.recent_for_phone(phone, since)))
-        paged = [i for i in (self._store.find(incident_id) for incident_id in paged_ids) if i is not None]
+        paged = [i for i in (self._store.find(incident_id) for incident_id in self._recently_paged(phone)) if i is not None]
         if command.code:
             for incident in paged:
                 if short_code(incident.reference) == command.code:
@@ -289,6 +283,11 @@ class ResponseService:
             return None, no_open_incident_text()
         return None, choose_incident_text([i.reference for i in open_incidents])
 
+    def _recently_paged(self, phone: str) -> list[str]:
+        """Incidents paged to this number within the reply window, newest first, each once."""
+        since = iso(utc_now() - REPLY_WINDOW)
+        return list(dict.fromkeys(page.incident_id for page in self._pages.recent_for_phone(phone, since)))
+
     def _reject(self, phone: str, message: InboundSms, command: SmsCommand, reason: str) -> None:
         count("RejectedCommand")
         log.warning("SMS command rejected", extra={"from": mask_phone(phone), "reason": reason})
@@ -307,8 +306,7 @@ class ResponseService:
         self._admin.set_opted_out(responder.id, True)
         count("ResponderOptedOut")
         log.error("responder opted out of SMS: they receive no pages", extra={"responder": responder.id})
-        since = iso(utc_now() - REPLY_WINDOW)
-        for incident_id in dict.fromkeys(p.incident_id for p in self._pages.recent_for_phone(phone, since)):
+        for incident_id in self._recently_paged(phone):
             incident = self._store.find(incident_id)
             if incident is not None and incident.status in OPEN_STATUSES:
                 self._store.append(incident_id, NewEvent(EventType.RESPONDER_OPTED_OUT, {"responder": responder.id}))
