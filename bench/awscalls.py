@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from bench.common import ACCOUNT_ID, REGION, ROOT
 

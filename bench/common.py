@@ -15,7 +15,6 @@ import random
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone

@@ -15,7 +15,6 @@ deployment package carries no __pycache__ and /var/task is read-only) `app` and 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
