@@ -8,15 +8,44 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chalicelib.domain.checkins import MAX_DUE_IN_S, MIN_DUE_IN_S
 from chalicelib.domain.incidents import KIND_RULES, KINDS, OUTCOMES
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 IDENTIFIER = r"^[A-Za-z0-9_.-]{1,64}$"
+# ASCII digits only: \d would also take Arabic-Indic and other Unicode digits, which no keypad the shopper uses sends.
+PIN = r"^[0-9]{4,6}$"
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 
 Kind = Literal[KINDS]  # type: ignore[valid-type]
 Outcome = Literal[OUTCOMES]  # type: ignore[valid-type]
+
+
+def _a_number(value):
+    """JSON true/false and strings are not coordinates (pydantic would take true as 1.0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_a_number)]
+
+
+def _whole_number(value):
+    """JSON has one number type: 300 and 300.0 are the same integer; true, "300" and 300.5 are not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
 
 
 def _e164(value: str | None) -> str | None:
@@ -30,9 +59,9 @@ class Strict(BaseModel):
 
 
 class Location(Strict):
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
-    lng: float = Field(ge=-180, le=180, allow_inf_nan=False)
-    accuracy_m: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False)
+    lat: Number = Field(ge=-90, le=90, allow_inf_nan=False)
+    lng: Number = Field(ge=-180, le=180, allow_inf_nan=False)
+    accuracy_m: Number | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False)
 
 
 class IncidentCreate(Strict):
@@ -40,15 +69,23 @@ class IncidentCreate(Strict):
     location: Location | None = None
     order_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     description: Annotated[str, Field(max_length=2000)] | None = None
-    cancel_pin: Annotated[str, Field(pattern=r"^\d{4,6}$")] | None = None
+    cancel_pin: Annotated[str, Field(pattern=PIN)] | None = None
+    # Cancels like the cancel PIN for whoever holds the phone; tells responders she is under duress (contract 4.2).
+    duress_pin: Annotated[str, Field(pattern=PIN)] | None = None
     callback_phone: str | None = None
+    # Kind "test" only (the post-deploy smoke test, admins): the one responder it pages.
+    test_responder: Annotated[str, Field(pattern=IDENTIFIER)] | None = None
 
     _phone = field_validator("callback_phone")(_e164)
 
     @model_validator(mode="after")
-    def _location_for_life_safety(self) -> IncidentCreate:
+    def _rules(self) -> IncidentCreate:
         if KIND_RULES[self.kind].location_required and self.location is None:
             raise ValueError("location: is required for this kind")
+        if self.duress_pin is not None and self.duress_pin == self.cancel_pin:
+            raise ValueError("duress_pin: must differ from cancel_pin")
+        if (self.kind == "test") != (self.test_responder is not None):
+            raise ValueError("test_responder: is required for kind test, and only for it")
         return self
 
 
@@ -65,6 +102,17 @@ class AttachmentRequest(Strict):
 class CancelRequest(Strict):
     pin: str | None = Field(default=None, max_length=16)
     reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class DispatchRequest(Strict):
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class CheckInCreate(Strict):
+    due_in_s: WholeNumber = Field(ge=MIN_DUE_IN_S, le=MAX_DUE_IN_S)
+    location: Location | None = None
+    order_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    note: Annotated[str, Field(max_length=500)] | None = None
 
 
 class NoteRequest(Strict):
@@ -85,8 +133,18 @@ class ResponderPut(Strict):
     name: Annotated[str, Field(min_length=1, max_length=80)]
     phone: str
     active: bool = True
+    # Failover channels (contract 4.3): a voice call reading the page, and/or an email.
+    voice: bool = False
+    email: Annotated[str, Field(max_length=254)] | None = None
 
     _phone = field_validator("phone")(_e164)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL.match(value):
+            raise ValueError("must be an email address like oncall@example.com")
+        return value
 
 
 class TargetRef(Strict):
@@ -108,6 +166,12 @@ class TierPut(Strict):
 class PolicyPut(Strict):
     tiers: Annotated[list[TierPut], Field(min_length=1, max_length=10)]
     repeat: int = Field(default=0, ge=0, le=10)
+    # Acknowledged and not resolved within this: a reminder, then back to the team (contract 4.2).
+    ack_timeout_s: int | None = Field(default=None, ge=1, le=86_400)
+    dispatch_on_exhaustion: bool = False
+    # A page not delivered within this fails over to the responder's voice and email (contract 4.3).
+    delivery_timeout_s: int | None = Field(default=None, ge=5, le=900)
+    require_verified: bool = False
 
 
 class RotationPut(Strict):
@@ -157,7 +221,8 @@ class InboundSms(BaseModel):
     originationNumber: str
     destinationNumber: str | None = None
     messageKeyword: str | None = None
-    messageBody: str = Field(max_length=1600)
+    # Any length is answered (a long message gets the help text); the parser reads a bounded prefix.
+    messageBody: str
     inboundMessageId: Annotated[str, Field(min_length=1, max_length=200)]
     previousPublishedMessageId: str | None = None
 

@@ -14,26 +14,15 @@ from typing import Any
 
 import yaml
 
-INFRA_DIR = Path(__file__).resolve().parent.parent / "infra"
+from infra.environment import service_environment  # noqa: F401 - re-exported: the one env var -> resource mapping
+from infra.state_machines import INFRA_DIR, filled_definition
+
 TEMPLATE_PATH = INFRA_DIR / "resources.yaml"
 ACCOUNT_ID = "123456789012"
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
-
-
-def load_state_machine_definition(resource: dict[str, Any], substitutions: dict[str, str]) -> str:
-    """The definition file named by the resource's Metadata, with ${Name} placeholders filled."""
-    text = (INFRA_DIR / resource["Metadata"]["DefinitionFile"]).read_text()
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in substitutions:
-            raise KeyError(f"state machine placeholder ${{{name}}} has no DefinitionSubstitutions entry")
-        return substitutions[name]
-
-    return re.sub(r"\$\{(\w+)\}", fill, text)
 
 
 class LocalStackBuilder:
@@ -143,7 +132,7 @@ class LocalStackBuilder:
         return {"Ref": name, "Arn": role["Arn"]}
 
     def _create_state_machine(self, logical_id: str, resource: dict, props: dict) -> dict[str, str]:
-        definition = load_state_machine_definition(resource, props.get("DefinitionSubstitutions", {}))
+        definition = filled_definition(resource, props.get("DefinitionSubstitutions", {}))
         arn = self._client("stepfunctions").create_state_machine(
             name=props["StateMachineName"],
             definition=definition,
@@ -156,19 +145,3 @@ class LocalStackBuilder:
         name = props["BucketName"]
         self._client("s3").create_bucket(Bucket=name)
         return {"Ref": name, "Arn": f"arn:aws:s3:::{name}"}
-
-
-def service_environment(created: dict[str, dict[str, str]]) -> dict[str, str]:
-    """The Lambda environment variables that point the service at the created resources."""
-    return {
-        "INCIDENTS_TABLE": created["IncidentsTable"]["Ref"],
-        "TIMELINE_TABLE": created["TimelineTable"]["Ref"],
-        "PAGES_TABLE": created["PagesTable"]["Ref"],
-        "DIRECTORY_TABLE": created["DirectoryTable"]["Ref"],
-        "LOOKUPS_TABLE": created["LookupsTable"]["Ref"],
-        "IDEMPOTENCY_TABLE": created["IdempotencyTable"]["Ref"],
-        "ESCALATION_STATE_MACHINE_ARN": created["EscalationStateMachine"]["Ref"],
-        "PAGE_QUEUE_URL": created["PageQueue"]["Ref"],
-        "INBOUND_SMS_TOPIC_ARN": created["InboundSmsTopic"]["Ref"],
-        "EVIDENCE_BUCKET": created["EvidenceBucket"]["Ref"],
-    }

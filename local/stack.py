@@ -1,11 +1,17 @@
 """The embedded local stack: moto server (with Step Functions execution), the resources of infra/, the Chalice API,
-and the dev server. `python -m local.stack` is what `make run` starts; tests start the same thing on free ports.
+and the dev server (local/dev_server.py). `python -m local.stack` is what `make run` starts; tests start the same
+thing on free ports.
 
 What stands in for AWS plumbing, and only here:
 - the SNS -> Lambda subscription of the inbound-sms topic: an `http` subscription to the dev server, which wraps the
-  notification in the Lambda SNS event and calls the same `inbound_sms` handler Lambda calls;
-- the SQS -> Lambda event source mapping of the page queue: a poller thread that wraps messages in the Lambda SQS
-  event, calls `send_pages`, and deletes a message only when the handler returned (else SQS redelivers it).
+  notification in the Lambda SNS event and calls the same `inbound_sms` handler Lambda calls (retrying a failure
+  twice, as Lambda's asynchronous invocation does);
+- the SQS -> Lambda event source mappings of the page and jobs queues: receiver threads that each take one message
+  at a time (batch size 1, as configured), call `send_pages` / `run_jobs`, and delete the message only when the
+  handler returned (else SQS delivers it again);
+- SNS SMS delivery status logs -> `sms_receipts`: the dev server plays the carrier (POST /dev/sms/{id}/status);
+- End User Messaging voice calls: the dev server records them (GET /dev/calls); the dispatch provider: played by
+  local/fake_dispatch.py under /dev/provider and /dev/dispatches.
 """
 
 from __future__ import annotations
@@ -20,45 +26,21 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-from pathlib import Path
+from local import iam_recorder
 
 REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
 # http.server listens with a backlog of 5: fifty phones replying at once got connection resets.
 LISTEN_BACKLOG = 128
-CONSOLE_DIR = Path(__file__).resolve().parent / "console"
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css",
-                 ".svg": "image/svg+xml", ".png": "image/png", ".json": "application/json"}
-ACCOUNT_ID = "123456789012"
+# Lambda's SQS event source mapping scales out per queue; locally this many receivers per queue (the deployment sets
+# the same MaximumConcurrency on send_pages).
+RECEIVERS = {"send_pages": 4, "run_jobs": 4}
+FUNCTION_TIMEOUT_MS = {"api_handler": 30_000, "inbound_sms": 30_000, "send_pages": 60_000, "run_jobs": 60_000,
+                       "sms_receipts": 30_000}
 log = logging.getLogger("local.stack")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-class RecordedSms(dict):
-    """Replaces moto's SNS `sms_messages` dict so every SMS also gets the time it was sent (moto keeps none)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent_at: dict[str, str] = {}
-        self.lock = threading.Lock()
-
-    def __setitem__(self, message_id: str, value: tuple[str, str]) -> None:
-        with self.lock:
-            self.sent_at[message_id] = _iso(datetime.now(timezone.utc))
-            super().__setitem__(message_id, value)
-
-    def listing(self) -> list[dict]:
-        with self.lock:
-            return [
-                {"to": to, "body": body, "message_id": mid, "sent_at": self.sent_at.get(mid)}
-                for mid, (to, body) in self.items()
-            ]
 
 
 @dataclass
@@ -67,6 +49,8 @@ class LocalStack:
     api_port: int = 8000
     dev_port: int = 8001
     seed: bool = True
+    # A state file to keep incidents and the directory across restarts (local/state.py); None: memory only.
+    state_file: str | None = None
     host: str = "127.0.0.1"
     env: dict[str, str] = field(default_factory=dict)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -87,21 +71,45 @@ class LocalStack:
 
     # --- start -------------------------------------------------------------------------------------------------
     def start(self) -> LocalStack:
+        iam_recorder.install_from_environment()  # IAM_CALLS_FILE set (tests): record each Lambda's AWS calls
         self._configure_environment()
         self._start_moto()
         self._create_resources()
-        self._install_sms_recorder()
+        from local.carrier import Carrier
+
+        self.sms = Carrier.install(ACCOUNT_ID, REGION)
         import app as lambda_entry  # after the environment: the app reads it on first use
 
         self.app = lambda_entry.app
         self.handlers = lambda_entry
-        if self.seed:
+        iam_recorder.attribute_api_calls(self.app)  # while recording: the API routes' calls are api_handler's
+        from chalice.test import Client
+
+        self.events = Client(self.app).events
+        self.state = None
+        loaded = None
+        if self.state_file:
+            from pathlib import Path
+
+            from local.state import LocalState
+
+            self.state = LocalState(Path(self.state_file), self)
+            loaded = self.state.load()
+        if self.seed and loaded is None:
             from local.seed import seed_demo
 
             seed_demo()
         self._start_dev_server()
         self._subscribe_inbound_sms()
-        self._start_page_poller()
+        for function, queue_env in (("send_pages", "PAGE_QUEUE_URL"), ("run_jobs", "JOBS_QUEUE_URL")):
+            for number in range(RECEIVERS[function]):
+                self._thread(lambda f=function, q=queue_env: self._receive(f, self.env[q]), f"{function}-{number}")
+        if self.state is not None:
+            if loaded is not None:
+                from chalicelib.services import get_services
+
+                self.restarted = self.state.rearm(get_services())
+            self._thread(self.state.keep_saving, "state")
         self._start_api()  # last: once /v1/health answers, everything is ready
         return self
 
@@ -113,8 +121,15 @@ class LocalStack:
         os.environ["AWS_DEFAULT_REGION"] = REGION
         os.environ["AWS_REGION"] = REGION
         os.environ["AWS_ENDPOINT_URL"] = self.aws_url
+        os.environ["LOCAL_STACK"] = "1"
         os.environ.setdefault("TOKEN_SECRET", secrets.token_hex(32))
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        os.environ["DISPATCH_API_URL"] = f"{self.dev_url}/dev/provider"
+        os.environ.setdefault("DISPATCH_API_TOKEN", secrets.token_hex(16))
+        os.environ.setdefault("DISPATCH_WEBHOOK_SECRET", secrets.token_hex(32))
+        os.environ["VOICE_PROVIDER"] = "dev"
+        os.environ["VOICE_DEV_URL"] = f"{self.dev_url}/dev/calls"
+        os.environ.setdefault("EMAIL_FROM", "alerts@trust-safety.local")
 
     def _start_moto(self) -> None:
         import requests
@@ -123,33 +138,27 @@ class LocalStack:
         from local import moto_fixes
 
         moto_fixes.apply()
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines drown the service's
         server = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
         server.start()
         self._servers.append(server)
-        requests.post(f"{self.aws_url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=5)
+        requests.post(f"{self.aws_url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
+                      timeout=5)
 
     def _create_resources(self) -> None:
         import boto3
 
         from local.resources import LocalStackBuilder, service_environment
 
-        created = LocalStackBuilder(boto3.Session(region_name=REGION), self.aws_url).create_all()
+        session = boto3.Session(region_name=REGION)
+        created = LocalStackBuilder(session, self.aws_url).create_all()
         self.env = service_environment(created)
         os.environ.update(self.env)
+        # SES sends only from a verified identity, locally as on AWS.
+        session.client("ses", endpoint_url=self.aws_url).verify_email_identity(EmailAddress=os.environ["EMAIL_FROM"])
         from chalicelib.config import settings
 
         settings.cache_clear()
-
-    def _install_sms_recorder(self) -> None:
-        from moto.sns.models import sns_backends
-
-        backend = sns_backends[ACCOUNT_ID][REGION]
-        recorder = RecordedSms()
-        recorder.update(backend.sms_messages)
-        backend.sms_messages = recorder
-        self.sms = recorder
 
     def _start_api(self) -> None:
         from chalice.config import Config
@@ -162,7 +171,13 @@ class LocalStack:
         self._thread(server.serve_forever, "api")
 
     def _start_dev_server(self) -> None:
-        server = ThreadingHTTPServer((self.host, self.dev_port), _dev_handler(self))
+        from local.dev_server import dev_handler
+        from local.fake_dispatch import FakeDispatchProvider
+
+        self.dispatch = FakeDispatchProvider(lambda: f"{self.api_url}/v1/dispatch/webhook",
+                                             os.environ["DISPATCH_WEBHOOK_SECRET"], os.environ["DISPATCH_API_TOKEN"])
+        self.calls: list[dict] = []
+        server = ThreadingHTTPServer((self.host, self.dev_port), dev_handler(self))
         server.socket.listen(LISTEN_BACKLOG)
         server.daemon_threads = True
         self._servers.append(server)
@@ -174,84 +189,72 @@ class LocalStack:
         sns = boto3.client("sns", region_name=REGION, endpoint_url=self.aws_url)
         sns.subscribe(TopicArn=self.env["INBOUND_SMS_TOPIC_ARN"], Protocol="http", Endpoint=f"{self.dev_url}/dev/sns")
 
-    def _start_page_poller(self) -> None:
-        self._thread(self._poll_pages, "page-poller")
-
     def _thread(self, target, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
 
-    # --- event source emulation --------------------------------------------------------------------------------
-    def deliver_sns(self, notification: dict) -> None:
-        event = {"Records": [{
-            "EventSource": "aws:sns",
-            "EventVersion": "1.0",
-            "EventSubscriptionArn": f"{notification.get('TopicArn')}:local",
-            "Sns": {
-                "Type": notification.get("Type", "Notification"),
-                "MessageId": notification.get("MessageId", str(uuid.uuid4())),
-                "TopicArn": notification.get("TopicArn"),
-                "Subject": notification.get("Subject"),
-                "Message": notification.get("Message", ""),
-                "Timestamp": notification.get("Timestamp", _iso(datetime.now(timezone.utc))),
-                "MessageAttributes": notification.get("MessageAttributes", {}),
-            },
-        }]}
-        self.handlers.inbound_sms(event, None)
+    # --- invoking the functions, as Lambda would ---------------------------------------------------------------
+    def invoke(self, function: str, event: dict) -> Any:
+        """Every event handler call goes through here (one Lambda invocation, with its own context)."""
+        from chalice.local import LambdaContext
 
-    def _poll_pages(self) -> None:
+        context = LambdaContext(function, 512, FUNCTION_TIMEOUT_MS[function])
+        with iam_recorder.function_context(function):
+            return getattr(self.handlers, function)(event, context)
+
+    def deliver_sns(self, notification: dict) -> None:
+        """The inbound-sms topic's delivery to `inbound_sms`. Lambda invokes SNS subscribers asynchronously and
+        retries a failed invocation twice; so does this."""
+        event = self.events.generate_sns_event(notification.get("Message", ""), notification.get("Subject") or "")
+        record = event["Records"][0]
+        record["EventSubscriptionArn"] = f"{notification.get('TopicArn')}:local"
+        record["Sns"].update({"MessageId": notification.get("MessageId", str(uuid.uuid4())),
+                              "TopicArn": notification.get("TopicArn"),
+                              "Timestamp": notification.get("Timestamp", record["Sns"]["Timestamp"]),
+                              "MessageAttributes": notification.get("MessageAttributes", {})})
+        for attempt in range(3):
+            try:
+                self.invoke("inbound_sms", event)
+                return
+            except Exception:  # noqa: BLE001 - as on Lambda: retried, then (there) the dead-letter queue
+                log.exception("inbound_sms failed (attempt %d of 3)", attempt + 1)
+                if attempt == 2:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+
+    def _receive(self, function: str, queue_url: str) -> None:
+        """One receiver of Lambda's SQS event source mapping: one message at a time, continuously."""
         import boto3
 
         sqs = boto3.client("sqs", region_name=REGION, endpoint_url=self.aws_url)
-        queue_url = self.env["PAGE_QUEUE_URL"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         while not self._stopping.is_set():
             try:
-                messages = sqs.receive_message(
-                    QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
-                ).get("Messages", [])
+                messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1,
+                                               AttributeNames=["All"]).get("Messages", [])
             except Exception:  # noqa: BLE001 - the endpoint is going away at shutdown
                 if self._stopping.is_set():
                     return
-                log.exception("page queue poll failed")
+                log.exception("queue poll failed")
                 time.sleep(0.5)
                 continue
-            # Each message is one Lambda invocation (batch_size=1), concurrently, as Lambda would scale out.
-            workers = [threading.Thread(target=self._invoke_send_pages, args=(sqs, queue_url, queue_arn, m), daemon=True)
-                       for m in messages]
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                worker.join()
-
-    def _invoke_send_pages(self, sqs, queue_url: str, queue_arn: str, message: dict) -> None:
-        event = {"Records": [{
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": {},
-            "md5OfBody": message.get("MD5OfBody"),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": queue_arn,
-            "awsRegion": REGION,
-        }]}
-        try:
-            self.handlers.send_pages(event, None)
-        except Exception as exc:  # noqa: BLE001 - as on Lambda: the message stays and is redelivered
-            log.warning("send_pages failed, message will be redelivered: %s", exc)
-            # Lambda's SQS poller makes it visible again after the visibility timeout; shorten that locally.
-            try:
-                sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=1)
-            except Exception:  # noqa: BLE001
-                pass
-            return
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            for message in messages:
+                event = self.events.generate_sqs_event([message["Body"]], queue_arn.rsplit(":", 1)[-1])
+                event["Records"][0].update({
+                    "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+                    "attributes": message.get("Attributes", {}), "md5OfBody": message.get("MD5OfBody"),
+                    "eventSourceARN": queue_arn, "awsRegion": REGION})
+                try:
+                    self.invoke(function, event)
+                except Exception as exc:  # noqa: BLE001 - as on Lambda: the message stays and is delivered again
+                    log.warning("%s failed, the message will be delivered again: %s", function, exc)
+                    continue
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     # --- dev helpers -------------------------------------------------------------------------------------------
     def mint_token(self, role: str, sub: str) -> str:
-        from chalicelib.auth import issue_token
+        from local.tokens import issue_token
 
         return issue_token(role, sub, os.environ["TOKEN_SECRET"])
 
@@ -273,9 +276,24 @@ class LocalStack:
         sns.publish(TopicArn=self.env["INBOUND_SMS_TOPIC_ARN"], Message=json.dumps(message))
         return inbound_id
 
+    def sms_receipt(self, message_id: str, status: str) -> dict:
+        """The carrier's delivery receipt, as SNS delivery status logging and a Logs subscription deliver it."""
+        event = self.sms.receipt_event(message_id, status)
+        return self.invoke("sms_receipts", event)
+
     # --- stop --------------------------------------------------------------------------------------------------
     def stop(self) -> None:
+        """Stops taking work, lets the handlers that run finish (a page published is also recorded), saves the state,
+        then shuts the servers down."""
         self._stopping.set()
+        for thread in self._threads:
+            if thread.name.startswith(tuple(RECEIVERS)):
+                thread.join(timeout=30)
+        if getattr(self, "state", None) is not None:
+            try:
+                self.state.stop()
+            except Exception:  # noqa: BLE001 - best effort at shutdown
+                log.exception("could not save the local state")
         for server in reversed(self._servers):
             try:
                 if hasattr(server, "shutdown"):
@@ -290,120 +308,6 @@ class LocalStack:
                 pass
 
 
-def _dev_handler(stack: LocalStack):
-    class DevHandler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # quiet
-            pass
-
-        def _send(self, status: int, body: Any) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def _json_body(self) -> dict:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b"{}"
-            data = json.loads(raw or b"{}")
-            if not isinstance(data, dict):
-                raise ValueError("body must be a JSON object")
-            return data
-
-        def _static(self, relative: str) -> None:
-            """The local console (local/console/): plain files, no build step."""
-            path = (CONSOLE_DIR / (relative or "index.html")).resolve()
-            if CONSOLE_DIR.resolve() not in path.parents or not path.is_file():
-                self._send(404, {"error": {"code": "not_found", "message": "no such file"}})
-                return
-            payload = path.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def do_GET(self) -> None:
-            route = self.path.split("?")[0]
-            if route == "/" or route.startswith("/console/"):
-                self._static(route.removeprefix("/").removeprefix("console/"))
-            elif route.startswith("/api/"):
-                self._proxy("GET")
-            elif self.path.split("?")[0] == "/dev/sms":
-                self._send(200, {"messages": stack.sms.listing()})
-            elif self.path == "/dev/health":
-                self._send(200, {"status": "ok"})
-            else:
-                self._send(404, {"error": {"code": "not_found", "message": "no such dev endpoint"}})
-
-        def do_PUT(self) -> None:
-            self._proxy("PUT")
-
-        def do_DELETE(self) -> None:
-            self._proxy("DELETE")
-
-        def _proxy(self, method: str) -> None:
-            """/api/<path> -> the API's /<path>: the console is served from this origin and calls the public API
-            through it, so the API needs no CORS for a local-only page."""
-            import requests
-
-            if not self.path.startswith("/api/"):
-                self._send(404, {"error": {"code": "not_found", "message": "no such dev endpoint"}})
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
-            headers = {k: v for k, v in self.headers.items()
-                       if k.lower() in ("authorization", "content-type", "idempotency-key")}
-            upstream = requests.request(method, stack.api_url + self.path.removeprefix("/api"), data=body,
-                                        headers=headers, timeout=30)
-            self.send_response(upstream.status_code)
-            self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
-            self.send_header("Content-Length", str(len(upstream.content)))
-            self.end_headers()
-            self.wfile.write(upstream.content)
-
-        def do_POST(self) -> None:
-            if self.path.startswith("/api/"):
-                self._proxy("POST")
-                return
-            try:
-                body = self._json_body()
-            except ValueError:
-                self._send(400, {"error": {"code": "bad_request", "message": "body is not a JSON object"}})
-                return
-            path = self.path.split("?")[0]
-            if path == "/dev/tokens":
-                role, sub = body.get("role"), body.get("sub")
-                if role not in ("shopper", "responder", "reviewer", "admin") or not isinstance(sub, str) or not sub:
-                    self._send(422, {"error": {"code": "validation_error", "message": "role and sub are required",
-                                               "details": [{"field": "role", "problem": "must be a known role"}]}})
-                    return
-                self._send(200, {"token": stack.mint_token(role, sub)})
-            elif path == "/dev/sms/inbound":
-                sender, text = body.get("from"), body.get("body")
-                if not isinstance(sender, str) or not isinstance(text, str):
-                    self._send(422, {"error": {"code": "validation_error", "message": "from and body are required",
-                                               "details": [{"field": "from", "problem": "required"}]}})
-                    return
-                inbound_id = stack.publish_inbound_sms(sender, text, previous_message_id=body.get("previous_message_id"))
-                self._send(202, {"inbound_message_id": inbound_id})
-            elif path == "/dev/sns":
-                # moto's http delivery of the inbound-sms topic: what Lambda's SNS trigger does on AWS.
-                try:
-                    stack.deliver_sns(body)
-                except Exception:  # noqa: BLE001 - as on Lambda: log; SNS would retry
-                    log.exception("inbound SMS handler failed")
-                    self._send(500, {"error": {"code": "internal_error", "message": "handler failed"}})
-                    return
-                self._send(200, {})
-            else:
-                self._send(404, {"error": {"code": "not_found", "message": "no such dev endpoint"}})
-
-    return DevHandler
-
-
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     stack = LocalStack(
@@ -411,13 +315,19 @@ def main() -> None:
         api_port=int(os.environ.get("PORT", "8000")),
         dev_port=int(os.environ.get("DEV_PORT", "8001")),
         seed=os.environ.get("SEED", "1") != "0",
+        state_file=None if os.environ.get("PERSIST", "1") == "0" else os.environ.get("LOCAL_STATE_FILE",
+                                                                                   ".local-state/state.json"),
     ).start()
     print(f"local AWS   {stack.aws_url}")
     print(f"API         {stack.api_url}/v1/health")
     print(f"console     {stack.dev_url}/")
-    print(f"dev server  {stack.dev_url}  (POST /dev/tokens, GET /dev/sms, POST /dev/sms/inbound)")
+    print(f"dev server  {stack.dev_url}  (POST /dev/tokens, GET /dev/sms, POST /dev/sms/inbound, GET /dev/dispatches)")
     print(f"review      {stack.api_url}/review")
     print(f"inbound-sms {stack.env['INBOUND_SMS_TOPIC_ARN']}")
+    if stack.state is not None:
+        restarted = getattr(stack, "restarted", None)
+        print(f"state       {stack.state.path} (PERSIST=0 for memory only)"
+              + (f"; restored, timers restarted: {restarted}" if restarted else ""))
     print("ready. Ctrl-C stops everything.", flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +21,33 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from local.subprocess_stack import free_port  # noqa: E402,F401 - one home for it (bench/ uses it too)
+
+
+# --- least privilege: every AWS call a Lambda makes during the session is recorded (local/iam_recorder.py) -----------
+def pytest_configure(config):
+    """One calls file per session, in the environment so that local stacks started in other processes (the e2e test)
+    record into it too. tests/infra/test_least_privilege.py judges it, last (see pytest_collection_modifyitems)."""
+    config.addinivalue_line("markers", "runs_last: run after every other test of the session")
+    from local.iam_recorder import CALLS_FILE_ENV
+
+    if not os.environ.get(CALLS_FILE_ENV):
+        handle, path = tempfile.mkstemp(prefix="iam-calls-", suffix=".jsonl")
+        os.close(handle)
+        os.environ[CALLS_FILE_ENV] = path
+        config._iam_calls_file = path
+
+
+def pytest_unconfigure(config):
+    path = getattr(config, "_iam_calls_file", None)
+    if path and os.path.exists(path):
+        os.unlink(path)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests marked runs_last (the least-privilege verdict over every recorded call) go after all the others."""
+    last = [item for item in items if item.get_closest_marker("runs_last")]
+    items[:] = [item for item in items if not item.get_closest_marker("runs_last")] + last
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
@@ -142,6 +165,24 @@ class World:
 
     def timeline(self, incident_id: str) -> list[dict]:
         return self.reviewer.get(f"/v1/incidents/{incident_id}/timeline").json()["events"]
+
+
+@pytest.fixture(scope="session")
+def package_dir(tmp_path_factory) -> Path:
+    """`make package STAGE=prod` once per session: sam.json, deployment.zip (tests/infra, the least-privilege check)."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("package") / "prod"
+    subprocess.run([sys.executable, str(ROOT / "infra" / "build_template.py"), "--stage", "prod", "--out", str(out)],
+                   cwd=ROOT, check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def template(package_dir) -> dict:
+    import json
+
+    return json.loads((package_dir / "sam.json").read_text())
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
-"""One exception class per failure the API reports; app.py maps each to its status code and error code."""
+"""One exception class per failure a use case can report. Pure: app.py decides what each means over HTTP (its
+status code), the SMS inbox what each means as a reply."""
 
 from __future__ import annotations
 
 
 class ServiceError(Exception):
-    status = 500
     code = "internal_error"
 
     def __init__(self, message: str, details: list[dict] | None = None, extra: dict | None = None):
@@ -15,23 +15,23 @@ class ServiceError(Exception):
 
 
 class BadRequest(ServiceError):
-    status, code = 400, "bad_request"
+    code = "bad_request"
 
 
 class Unauthenticated(ServiceError):
-    status, code = 401, "unauthenticated"
+    code = "unauthenticated"
 
 
 class Forbidden(ServiceError):
-    status, code = 403, "forbidden"
+    code = "forbidden"
 
 
 class NotFound(ServiceError):
-    status, code = 404, "not_found"
+    code = "not_found"
 
 
 class Conflict(ServiceError):
-    status, code = 409, "conflict"
+    code = "conflict"
 
 
 class AlreadyAcknowledged(Conflict):
@@ -46,15 +46,31 @@ class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
 
 
+class DispatchActive(Conflict):
+    code = "dispatch_active"
+
+
 class ValidationFailed(ServiceError):
-    status, code = 422, "validation_error"
+    code = "validation_error"
+
+    @classmethod
+    def field(cls, field: str, problem: str, message: str | None = None) -> ValidationFailed:
+        return cls(message or f"{field} {problem}", [{"field": field, "problem": problem}])
 
 
 class RateLimited(ServiceError):
-    status, code = 429, "rate_limited"
+    code = "rate_limited"
 
 
 class Unavailable(ServiceError):
     """A dependency failed; nothing half-done was kept, so the same request (same Idempotency-Key) may be retried."""
 
-    status, code = 503, "unavailable"
+    code = "unavailable"
+
+
+class Busy(Exception):
+    """A decision that must wait: a pager holds the paging lease. The store retries the decision shortly."""
+
+
+class DuplicateMessage(Exception):
+    """A unique claim (an inbound SMS id, a webhook event id) was already taken: the message was processed before."""

@@ -10,8 +10,10 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
+
+from chalicelib.domain.clock import parse_iso
 
 __all__ = ["IncidentFacts", "percentile", "review_metrics", "timeline_durations"]
 
@@ -33,6 +35,14 @@ class IncidentFacts:
     outcome: str | None = None  # assisted | police_dispatched | medical_dispatched | false_alarm | no_contact | other
     escalation_depth: int = 1  # highest tier that was paged (0 when never paged, e.g. routed)
     exhausted: bool = False
+    duress: bool = False
+    ack_expiries: int = 0
+    dispatch_requested_at: datetime | None = None
+    dispatch_psap_contacted_at: datetime | None = None
+    # Press to the first human contact the shopper got: the first acknowledgement or a dispatch accepted.
+    first_contact_at: datetime | None = None
+    # Per tier number: {"sent": n, "delivered": n, "failed": n, "delivery_s": [seconds from sent to delivered]}
+    deliveries: dict[str, dict[str, Any]] | None = None
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -102,6 +112,13 @@ def review_metrics(incidents: Iterable[IncidentFacts]) -> dict[str, Any]:
     ack_durations: list[float] = []
     resolve_durations: list[float] = []
     exhausted = 0
+    duress = 0
+    missed_check_ins = 0
+    ack_expiries = 0
+    dispatches = 0
+    to_psap: list[float] = []
+    first_contact: list[float] = []
+    tiers: dict[str, dict[str, Any]] = {}
 
     for incident in incidents:
         total += 1
@@ -119,6 +136,20 @@ def review_metrics(incidents: Iterable[IncidentFacts]) -> dict[str, Any]:
             depth_counts[incident.escalation_depth] += 1
         if incident.exhausted:
             exhausted += 1
+        duress += incident.duress
+        missed_check_ins += incident.kind == "missed_check_in"
+        ack_expiries += incident.ack_expiries
+        if incident.dispatch_requested_at is not None:
+            dispatches += 1
+            if incident.dispatch_psap_contacted_at is not None:
+                to_psap.append(_seconds_between(incident.dispatch_requested_at, incident.dispatch_psap_contacted_at))
+        if incident.first_contact_at is not None:
+            first_contact.append(_seconds_between(incident.created_at, incident.first_contact_at))
+        for tier, stats in (incident.deliveries or {}).items():
+            into = tiers.setdefault(str(tier), {"sent": 0, "delivered": 0, "failed": 0, "delivery_s": []})
+            for name in ("sent", "delivered", "failed"):
+                into[name] += int(stats.get(name, 0))
+            into["delivery_s"].extend(float(v) for v in stats.get("delivery_s", ()))
 
     paged = sum(depth_counts.values())
     if paged:
@@ -143,15 +174,22 @@ def review_metrics(incidents: Iterable[IncidentFacts]) -> dict[str, Any]:
         },
         "exhausted": exhausted,
         "acknowledgements_by_responder": _sorted_counts(by_responder),
+        "press_to_first_contact_s": _duration_summary(first_contact),
+        "dispatches": {"requested": dispatches, "time_to_psap_contacted_s": _duration_summary(to_psap)},
+        "duress": duress,
+        "missed_check_ins": missed_check_ins,
+        "ack_expiries": ack_expiries,
+        "deliveries_by_tier": {
+            tier: {"sent": stats["sent"], "delivered": stats["delivered"], "failed": stats["failed"],
+                   "time_to_delivery_s": _duration_summary(stats["delivery_s"])}
+            for tier, stats in sorted(tiers.items(), key=lambda item: int(item[0]))
+        },
     }
 
 
 def _parse_at(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    # Stored timestamps are UTC; treat a naive one as UTC so mixing it with aware ones cannot raise.
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
+    # Stored timestamps are UTC; a naive one is read as UTC so mixing it with aware ones cannot raise.
+    return parse_iso(value)
 
 
 def _details(event: dict[str, Any]) -> dict[str, Any]:
@@ -171,17 +209,41 @@ def timeline_durations(events: list[dict[str, Any]]) -> dict[str, Any]:
     first_at: dict[str, datetime] = {}
     paged: list[dict[str, Any]] = []
     tiers: set[Any] = set()
+    by_message: dict[str, dict[str, Any]] = {}
+    dispatch: dict[str, datetime] = {}
+    first_contact: datetime | None = None
 
     for event in events:
         event_type = event.get("type")
+        details = _details(event)
         if event_type in ("created", "paged", "acknowledged", "resolved", "cancelled") and event_type not in first_at:
             first_at[event_type] = _parse_at(event["at"])
         if event_type == "paged":
-            details = _details(event)
             tier = details.get("tier")
-            paged.append({"at": event["at"], "to": details.get("to"), "tier": tier})
-            if tier is not None:
+            purpose = details.get("purpose", "page")
+            page = {"at": event["at"], "to": details.get("to"), "tier": tier, "responder": details.get("responder"),
+                    "purpose": purpose, "delivery": None, "delivered_after_s": None, "failover": []}
+            paged.append(page)
+            if details.get("message_id"):
+                by_message[details["message_id"]] = page
+            # Exhaustion and duress notices page everyone again; they are not a tier of the escalation.
+            if tier is not None and purpose == "page":
                 tiers.add(tier)
+        elif event_type in ("page_delivered", "page_failed") and details.get("message_id") in by_message:
+            page = by_message[details["message_id"]]
+            page["delivery"] = "delivered" if event_type == "page_delivered" else "failed"
+            if event_type == "page_delivered":
+                page["delivered_after_s"] = _round(_seconds_between(_parse_at(page["at"]), _parse_at(event["at"])))
+        elif event_type == "page_failover" and details.get("message_id") in by_message:
+            by_message[details["message_id"]]["failover"].append(details.get("channel"))
+        elif event_type == "dispatch_requested" and "requested" not in dispatch:
+            dispatch["requested"] = _parse_at(event["at"])
+        elif event_type == "dispatch_updated" and details.get("status") not in dispatch:
+            dispatch[details.get("status")] = _parse_at(event["at"])
+            if details.get("status") in ("accepted", "psap_contacted") and first_contact is None:
+                first_contact = _parse_at(event["at"])
+        if event_type == "acknowledged" and first_contact is None:
+            first_contact = _parse_at(event["at"])
 
     created = first_at.get("created")
 
@@ -191,7 +253,15 @@ def timeline_durations(events: list[dict[str, Any]]) -> dict[str, Any]:
             return None
         return _round(_seconds_between(created, at))
 
+    def dispatch_seconds(status: str) -> float | None:
+        if "requested" not in dispatch or status not in dispatch:
+            return None
+        return _round(_seconds_between(dispatch["requested"], dispatch[status]))
+
     return {
+        "press_to_first_contact_s": (_round(_seconds_between(created, first_contact))
+                                     if created is not None and first_contact is not None else None),
+        "dispatch_to_psap_contacted_s": dispatch_seconds("psap_contacted"),
         "time_to_first_page_s": since_created("paged"),
         "time_to_acknowledge_s": since_created("acknowledged"),
         "time_to_resolve_s": since_created("resolved"),

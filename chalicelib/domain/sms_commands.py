@@ -5,6 +5,8 @@ Grammar (case-insensitive, extra whitespace ignored):
     ACK <code> | A <code> | ACK      acknowledge (bare ACK: the only open incident paged to this number)
     RES <code> [note] | RESOLVE ...  resolve with outcome "other" and the note
     ESC <code>                       escalate to the next tier now
+    911 <code>                       ask the dispatch provider to send emergency services
+    OK                               confirms a test page (verifies the number)
     HELP                             list of commands
     STOP (UNSUBSCRIBE, CANCEL, ...)  carrier opt-out keywords
     START | UNSTOP                   opt back in
@@ -42,6 +44,8 @@ class Action(str, Enum):
     ACK = "ack"
     RESOLVE = "resolve"
     ESCALATE = "escalate"
+    DISPATCH = "dispatch"
+    OK = "ok"
     HELP = "help"
     STOP = "stop"
     START = "start"
@@ -59,6 +63,8 @@ _ACK_WORDS = frozenset({"ACK", "A"})
 _RESOLVE_WORDS = frozenset({"RES", "RESOLVE"})
 _ESCALATE_WORDS = frozenset({"ESC"})
 _HELP_WORDS = frozenset({"HELP"})
+_DISPATCH_WORDS = frozenset({"911"})
+_OK_WORDS = frozenset({"OK", "OKAY", "YES"})
 _START_WORDS = frozenset({"START", "UNSTOP"})
 # Unambiguous opt-out words: honoured even with trailing text ("STOP texting me"), because failing to honour an
 # opt-out is a compliance breach and these words have no other meaning in our grammar.
@@ -121,6 +127,10 @@ def parse_sms_command(body: str) -> SmsCommand:
         return SmsCommand(Action.RESOLVE, code=None, note=_note(rest))
     if word in _ESCALATE_WORDS:
         return SmsCommand(Action.ESCALATE, code=code)
+    if word in _DISPATCH_WORDS:
+        return SmsCommand(Action.DISPATCH, code=code)
+    if word in _OK_WORDS and not rest:
+        return SmsCommand(Action.OK)
     if word in _HELP_WORDS:
         return SmsCommand(Action.HELP)
     if word in _STOP_WORDS_ANYWHERE or (word in _STOP_WORDS_ALONE and not rest):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from datetime import datetime, timezone
 
+from chalicelib.domain.clock import TimeFormatError, parse_iso
 from chalicelib.domain.sms_commands import short_code
 
 # GSM 03.38 default alphabet (basic table), excluding 0x1B which is the escape to the extension table.
@@ -113,7 +113,7 @@ def to_gsm7(text: str) -> str:
     return "".join(_char_to_gsm7(ch) for ch in unicodedata.normalize("NFC", str(text)))
 
 
-def _clean_inline(text: str | None) -> str:
+def clean_inline(text: str | None) -> str:
     # Free text goes on one line: a newline in a name must not be able to forge extra lines in a page.
     return _WHITESPACE_RE.sub(" ", to_gsm7(text or "")).strip()
 
@@ -132,16 +132,16 @@ def _truncate(text: str, max_septets: int) -> str:
     return "".join(out).rstrip()
 
 
-def _fit(before: str, field: str, after: str, fallback: str = "") -> str:
+def fit(before: str, field: str, after: str, fallback: str = "") -> str:
     """``before + field + after`` with the field truncated so the whole text stays one segment."""
     room = SINGLE_PART_GSM7 - _septets(before) - _septets(after)
     value = _truncate(field, room) or _truncate(fallback, room)
     return f"{before}{value}{after}"
 
 
-def _ref(reference: str) -> str:
+def ref(reference: str) -> str:
     # Case change before GSM conversion: upper-casing a GSM letter can leave the set ("è" -> "È").
-    return _clean_inline(str(reference).upper())
+    return clean_inline(str(reference).upper())
 
 
 def _code(reference: str) -> str:
@@ -173,67 +173,67 @@ def _location(lat: float | None, lng: float | None) -> str:
     return map_link(lat_f, lng_f)
 
 
-def page_text(reference: str, kind: str, lat: float | None, lng: float | None) -> str:
-    ref, code = _ref(reference), _code(reference)
+def page_text(reference: str, kind: str, lat: float | None, lng: float | None, duress: bool = False) -> str:
+    reference_text, code = ref(reference), _code(reference)
     after = f" {_location(lat, lng)} Reply ACK {code} or RES {code}"
-    return _fit(f"EMERGENCY {ref} ", _clean_inline(kind), after, fallback="alert")
+    # DURESS leads: a responder must not mistake it for an ordinary page, even in a lock-screen preview.
+    head = "DURESS EMERGENCY" if duress else "EMERGENCY"
+    return fit(f"{head} {reference_text} ", clean_inline(kind), after, fallback="alert")
 
 
-def exhausted_text(reference: str, kind: str, lat: float | None, lng: float | None) -> str:
-    ref, code = _ref(reference), _code(reference)
+def exhausted_text(reference: str, kind: str, lat: float | None, lng: float | None, duress: bool = False) -> str:
+    reference_text, code = ref(reference), _code(reference)
     after = f" {_location(lat, lng)} Reply ACK {code}"
-    return _fit(f"EXHAUSTED: no one acknowledged {ref} ", _clean_inline(kind), after, fallback="alert")
+    head = "DURESS EXHAUSTED" if duress else "EXHAUSTED"
+    return fit(f"{head}: no one acknowledged {reference_text} ", clean_inline(kind), after, fallback="alert")
 
 
 def cancelled_text(reference: str) -> str:
-    return f"{_ref(reference)} was cancelled by the reporter. No action needed."
+    return f"{ref(reference)} was cancelled by the reporter. No action needed."
 
 
 def ack_confirmation_text(reference: str) -> str:
-    return f"You acknowledged {_ref(reference)}; reply RES {_code(reference)} <note> when resolved"
+    return f"You acknowledged {ref(reference)}; reply RES {_code(reference)} <note> when resolved"
 
 
 def resolve_confirmation_text(reference: str) -> str:
-    return f"Resolved {_ref(reference)}. Thank you."
+    return f"Resolved {ref(reference)}. Thank you."
 
 
 def escalate_confirmation_text(reference: str, tier: int) -> str:
-    return f"Escalated {_ref(reference)} to tier {tier}; those responders are being paged now."
+    return f"Escalated {ref(reference)} to tier {tier}; those responders are being paged now."
 
 
 def _hhmm_utc(at_iso: str) -> str | None:
     text = str(at_iso or "").strip()
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        moment = parse_iso(text)
+    except TimeFormatError:
         # Not ISO-8601 as we know it; still show a time if one is recognisable rather than dropping it.
         match = _HHMM_RE.search(text)
         if match and int(match.group(1)) < 24 and int(match.group(2)) < 60:
             return f"{int(match.group(1)):02d}:{match.group(2)}Z"
         return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
-    # Naive timestamps are stored as UTC throughout the service.
     return f"{moment:%H:%M}Z"
 
 
 def already_acknowledged_text(reference: str, name: str, at_iso: str) -> str:
     hhmm = _hhmm_utc(at_iso)
     suffix = f" at {hhmm}" if hhmm else ""
-    before = f"{_ref(reference)} already acknowledged by "
-    return _fit(before, _clean_inline(name), suffix, fallback="another responder")
+    before = f"{ref(reference)} already acknowledged by "
+    return fit(before, clean_inline(name), suffix, fallback="another responder")
 
 
 def already_closed_text(reference: str, status: str) -> str:
-    before = f"{_ref(reference)} is already "
-    return _fit(before, _clean_inline(str(status).lower()), "; no action needed.", fallback="closed")
+    before = f"{ref(reference)} is already "
+    return fit(before, clean_inline(str(status).lower()), "; no action needed.", fallback="closed")
 
 
 def choose_incident_text(references: list[str]) -> str:
     if not references:
         return no_open_incident_text()
     head, tail = "Several open: ", ". Reply ACK <code>"
-    entries = [f"{_ref(r)} (ACK {_code(r)})" for r in references]
+    entries = [f"{ref(r)} (ACK {_code(r)})" for r in references]
     # Keep as many entries as fit, leaving room for a "+N more" marker when any are dropped.
     for shown in range(len(entries), 0, -1):
         more = f" +{len(entries) - shown} more" if shown < len(entries) else ""
@@ -249,19 +249,56 @@ def no_open_incident_text() -> str:
 
 def unknown_code_text(code: str) -> str:
     after = " for you. Check the code or reply HELP."
-    return _fit("No open incident with code ", _clean_inline(str(code).upper()), after, fallback="?")
+    return fit("No open incident with code ", clean_inline(str(code).upper()), after, fallback="?")
 
 
 def help_text() -> str:
-    return (
-        "Commands: ACK <code> acknowledge, RES <code> [note] resolve, ESC <code> escalate now, "
-        "HELP this list, STOP opt out"
-    )
+    return "Commands: ACK <code>, RES <code> [note], ESC <code> escalate, 911 <code> send emergency services, HELP, STOP"
 
 
-def shopper_acknowledged_text(reference: str, responder_name: str) -> str:
-    after = f" acknowledged {_ref(reference)}"
-    return _fit("Help is coming: ", _clean_inline(responder_name), after, fallback="a responder")
+def duress_notice_text(reference: str, kind: str, lat: float | None, lng: float | None) -> str:
+    """To everyone already paged (and the acknowledger): the shopper's cancel was made under duress."""
+    code = _code(reference)
+    after = f" {_location(lat, lng)} Reply ACK {code} or 911 {code}"
+    return fit(f"DURESS: {ref(reference)} was NOT cancelled freely ", clean_inline(kind), after, fallback="alert")
+
+
+def reminder_text(reference: str, minutes: int) -> str:
+    code = _code(reference)
+    return (f"Reminder: {ref(reference)} is acknowledged by you and not resolved. Reply RES {code} <note>; "
+            f"in {minutes} min it goes back to the team.")
+
+
+def pressed_again_text(reference: str, lat: float | None, lng: float | None) -> str:
+    return f"{ref(reference)}: the shopper pressed the button again. {_location(lat, lng)}"
+
+
+def dispatch_confirmation_text(reference: str) -> str:
+    return f"Emergency dispatch requested for {ref(reference)}; you will see its status on the incident."
+
+
+def dispatch_failed_text(reference: str, lat: float | None, lng: float | None) -> str:
+    return fit("", f"DISPATCH FAILED for {ref(reference)}: call 911 yourself. ", _location(lat, lng))
+
+
+def dispatch_active_text(reference: str, status: str) -> str:
+    return f"{ref(reference)} already has an emergency dispatch ({clean_inline(status)})."
+
+
+def no_location_text(reference: str) -> str:
+    return f"{ref(reference)} has no location; emergency services cannot be sent by the service. Call 911."
+
+
+def refused_text(reference: str, reason: str) -> str:
+    return fit(f"{ref(reference)}: ", clean_inline(reason), "", fallback="not allowed")
+
+
+def test_page_text() -> str:
+    return "Test page from Trust & Safety alerts. Reply OK to confirm this phone receives emergency pages."
+
+
+def verified_text() -> str:
+    return "Thank you: this phone is confirmed for emergency pages."
 
 
 def opted_out_text() -> str:

@@ -158,28 +158,43 @@ class DevStack:
 
     def get(self, role: str, path: str) -> requests.Response:
         """GET the public API as `role` (a fresh token for a `browser-test-<role>` subject)."""
-        return requests.get(f"{self.api_url}{path}", headers={"Authorization": f"Bearer {self.token(role, f'browser-test-{role}')}"},
-                            timeout=30)
+        return self.call("GET", role, path)
+
+    def call(self, method: str, role: str, path: str, body: dict | None = None, sub: str | None = None) -> requests.Response:
+        """The public API as `role`/`sub` (default subject `browser-test-<role>`)."""
+        token = self.token(role, sub or f"browser-test-{role}")
+        return requests.request(method, f"{self.api_url}{path}", json=body, headers={"Authorization": f"Bearer {token}"},
+                                timeout=30)
+
+    def dev(self, method: str, path: str, body: dict | None = None) -> requests.Response:
+        """A /dev endpoint of the dev server."""
+        return requests.request(method, f"{self.dev_url}{path}", json=body, timeout=30)
 
 
-@pytest.fixture(scope="module")
-def dev_stack(tmp_path_factory) -> Iterator[DevStack]:
-    """`python -m local.stack` (what `make run` starts) on free ports, demo roster seeded; stopped after the module."""
+PORT_TAKEN = "Address already in use"
+START_ATTEMPTS = 3
+
+
+class _PortTaken(Exception):
+    """A free port was taken by another process before the stack bound it (other test runs share this machine)."""
+
+
+def _start_stack(env: dict, log_path: Path) -> tuple[subprocess.Popen, str, str]:
+    """Starts `python -m local.stack` on free ports and waits for /v1/health; raises _PortTaken when a port it was
+    given got taken meanwhile."""
     ports = {"LOCAL_AWS_PORT": free_port(), "PORT": free_port(), "DEV_PORT": free_port()}
-    # Not the in-process stack's settings: the child makes its own endpoint, tables and queue.
-    env = {k: v for k, v in os.environ.items()
-           if not k.endswith(("_TABLE", "_QUEUE_URL", "_TOPIC_ARN", "_STATE_MACHINE_ARN")) and k not in ("AWS_ENDPOINT_URL", "MOTO_PORT")}
-    env.update({k: str(v) for k, v in ports.items()}, SEED="1", PYTHONUNBUFFERED="1")
-    log_path = tmp_path_factory.mktemp("dev-stack") / "stack.log"
-    log_file = open(log_path, "w")  # a file, not a pipe: an unread pipe fills up and blocks the stack
-    process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=log_file,
-                               stderr=subprocess.STDOUT)
+    with open(log_path, "w") as log_file:  # a file, not a pipe: an unread pipe fills up and blocks the stack
+        process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT,
+                                   env={**env, **{k: str(v) for k, v in ports.items()}}, stdout=log_file,
+                                   stderr=subprocess.STDOUT)
     api_url, dev_url = f"http://127.0.0.1:{ports['PORT']}", f"http://127.0.0.1:{ports['DEV_PORT']}"
-    started = time.monotonic()
 
     def healthy() -> bool:
         if process.poll() is not None:
-            pytest.fail(f"local stack exited early:\n{log_path.read_text()[-4000:]}")
+            output = log_path.read_text()
+            if PORT_TAKEN in output:
+                raise _PortTaken(output[-500:])
+            pytest.fail(f"local stack exited early:\n{output[-4000:]}")
         try:
             return requests.get(f"{api_url}/v1/health", timeout=1).json() == {"status": "ok"}
         except (requests.RequestException, ValueError):
@@ -187,14 +202,46 @@ def dev_stack(tmp_path_factory) -> Iterator[DevStack]:
 
     try:
         wait_for(healthy, timeout=90, interval=0.2, message="the local stack to answer /v1/health")
+    except BaseException:
+        _stop(process)
+        raise
+    return process, api_url, dev_url
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def dev_stack(request, tmp_path_factory) -> Iterator[DevStack]:
+    """`python -m local.stack` (what `make run` starts) on free ports, demo roster seeded; stopped after the module.
+    Started again on other ports (up to 3 times) when one of its ports was taken before it bound it."""
+    # Not the in-process stack's settings: the child makes its own endpoint, tables and queue.
+    env = {k: v for k, v in os.environ.items()
+           if not k.endswith(("_TABLE", "_QUEUE_URL", "_TOPIC_ARN", "_STATE_MACHINE_ARN")) and k not in ("AWS_ENDPOINT_URL", "MOTO_PORT")}
+    # PERSIST=0: the stack must neither load nor overwrite .local-state/ (a developer's `make run` state, or the
+    # previous module's stack).
+    env.update(SEED="1", PERSIST="0", PYTHONUNBUFFERED="1")
+    log_path = tmp_path_factory.mktemp("dev-stack") / "stack.log"
+    started = time.monotonic()
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            process, api_url, dev_url = _start_stack(env, log_path)
+            break
+        except _PortTaken as taken:
+            if attempt == START_ATTEMPTS:
+                pytest.fail(f"the local stack's ports were taken {START_ATTEMPTS} times:\n{taken}")
+    try:
         yield DevStack(api_url, dev_url, log_path, time.monotonic() - started)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log_file.close()
+        _stop(process)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(log_path, ARTIFACTS / "dev-stack.log")
+        # One log per test module (each has a stack of its own): dev-stack-test_console.log, ...
+        shutil.copyfile(log_path, ARTIFACTS / f"dev-stack-{request.module.__name__.rsplit('.', 1)[-1]}.log")

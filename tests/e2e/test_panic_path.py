@@ -3,52 +3,23 @@ only, shut it down."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, Api, Sms, free_port, new_phone, unique, wait_for
+from local.subprocess_stack import StackProcess
+from tests.conftest import Api, Sms, new_phone, unique, wait_for
 
 
 @pytest.fixture(scope="module")
 def running_stack(tmp_path_factory):
-    ports = {"LOCAL_AWS_PORT": free_port(), "PORT": free_port(), "DEV_PORT": free_port()}
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_TABLE") and k not in ("AWS_ENDPOINT_URL", "MOTO_PORT")}
-    env.update({k: str(v) for k, v in ports.items()})
-    env["SEED"] = "1"
-    # Output to a file, not a pipe: an unread pipe fills up and blocks the stack mid-test.
-    log_path = tmp_path_factory.mktemp("stack") / "stack.log"
-    log_file = open(log_path, "w")
-    process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=log_file,
-                               stderr=subprocess.STDOUT)
-    api_url, dev_url = f"http://127.0.0.1:{ports['PORT']}", f"http://127.0.0.1:{ports['DEV_PORT']}"
-    started = time.monotonic()
-
-    def healthy():
-        if process.poll() is not None:
-            pytest.fail(f"local stack exited early:\n{log_path.read_text()}")
-        try:
-            return requests.get(f"{api_url}/v1/health", timeout=1).json() == {"status": "ok"}
-        except requests.RequestException:
-            return False
-
-    wait_for(healthy, timeout=60, interval=0.2, message="the local stack to answer /v1/health")
-    startup_s = time.monotonic() - started
-    yield {"api": api_url, "dev": dev_url, "startup_s": startup_s, "log": log_path}
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log_file.close()
-    # Shown by pytest only when a test failed: the stack's own log lines, without the per-request access log.
-    print("\n".join(line for line in log_path.read_text().splitlines() if not line.startswith("127.0.0.1 - -"))[-8000:])
+    stack = StackProcess(tmp_path_factory.mktemp("stack") / "stack.log", SEED="1")
+    with stack:
+        yield {"api": stack.api, "dev": stack.dev, "startup_s": stack.startup_s, "log": stack.log_path}
+    # Shown by pytest only when a test failed.
+    print(stack.log_tail())
 
 
 def test_panic_is_paged_escalated_and_acknowledged_by_sms(running_stack):

@@ -94,8 +94,11 @@ def test_spoofed_number_changes_nothing_and_is_recorded(world):
     assert world.sms.to(stranger) == []  # strangers get no answer
 
 
-def test_inactive_responder_cannot_act(world):
-    (responder,) = _setup(world, responders=1)
+def test_inactive_responder_cannot_act_and_is_paged_no_more(world):
+    """Deactivated after the first page: their ACK changes nothing, the API refuses them, and the next round of the
+    policy (repeat) and the EXHAUSTED page skip them, on the record."""
+    responder, other = world.responder(), world.responder()
+    world.route_all_to(world.policy([[responder], [other]], [1, 1], repeat=1))
     incident = world.open_panic()
     wait_for(lambda: world.sms.to(responder["phone"]), message="page")
     assert world.admin.put(f"/v1/responders/{responder['id']}",
@@ -103,6 +106,12 @@ def test_inactive_responder_cannot_act(world):
     world.sms.reply(responder["phone"], f"ACK {incident['code']}")
     assert world.incident(incident["id"])["status"] == "triggered"
     assert responder["api"].post(f"/v1/incidents/{incident['id']}/acknowledge").status_code == 403
+    wait_for(lambda: world.incident(incident["id"])["escalation"]["exhausted"], timeout=30, message="exhaustion")
+    wait_for(lambda: any(m["body"].startswith("EXHAUSTED") for m in world.sms.to(other["phone"])), message="EXHAUSTED")
+    assert len(world.sms.to(responder["phone"])) == 1  # the one page before the deactivation, nothing since
+    skipped = [e["details"] for e in world.timeline(incident["id"]) if e["type"] == "page_skipped"]
+    assert {(s["responder"], s["reason"]) for s in skipped} == {(responder["id"], "inactive")}
+    assert len(skipped) == 2  # round 2's tier 1, and the EXHAUSTED page
 
 
 def test_duplicate_inbound_delivery_is_processed_once(world):
@@ -171,22 +180,40 @@ def test_help_and_unknown_text_get_the_command_list(world):
     assert world.sms.to(responder["phone"])[-1]["body"].startswith("Commands:")
 
 
-def test_stop_opts_the_responder_out_and_flags_open_incidents(world):
-    (responder,) = _setup(world, responders=1)
+def test_stop_opts_the_responder_out_flags_open_incidents_and_pages_stop(world):
+    responder, other = world.responder(), world.responder()
+    world.route_all_to(world.policy([[responder], [other]], [1, 1]))
     incident = world.open_panic()
     wait_for(lambda: world.sms.to(responder["phone"]), message="page")
     world.sms.reply(responder["phone"], "STOP")
     assert world.admin.get(f"/v1/responders/{responder['id']}").json()["responder"]["opted_out"] is True
     assert "responder_opted_out" in [e["type"] for e in world.timeline(incident["id"])]
+    wait_for(lambda: world.incident(incident["id"])["escalation"]["exhausted"], timeout=30, message="exhaustion")
+    wait_for(lambda: any(m["body"].startswith("EXHAUSTED") for m in world.sms.to(other["phone"])), message="EXHAUSTED")
+    # The page, then the STOP confirmation: no EXHAUSTED page (nor anything else) after the STOP.
+    bodies = [m["body"] for m in world.sms.to(responder["phone"])]
+    assert len(bodies) == 2 and bodies[0].startswith("EMERGENCY") and bodies[1].startswith("You are unsubscribed")
+    skipped = [e["details"] for e in world.timeline(incident["id"]) if e["type"] == "page_skipped"]
+    assert [(s["responder"], s["reason"]) for s in skipped] == [(responder["id"], "opted_out")]
     world.sms.reply(responder["phone"], "START")
     assert world.admin.get(f"/v1/responders/{responder['id']}").json()["responder"]["opted_out"] is False
 
 
-def test_reply_cap_stops_answer_loops(world):
+def test_reply_cap_stops_help_loops_but_never_swallows_a_confirmation(world):
+    """Two automated systems texting each other must stop (HELP, unknown text and refusals: 5 answers per 10
+    minutes), but an action is always confirmed: six commands on three incidents get six confirmations even after
+    the cap is reached."""
     (responder,) = _setup(world, responders=1)
     for _ in range(8):
         world.sms.reply(responder["phone"], "HELP")
     assert len(world.sms.to(responder["phone"])) == 5  # default cap: 5 answers per 10 minutes
+    incidents = [world.open_panic() for _ in range(3)]
+    wait_for(lambda: len(world.sms.to(responder["phone"])) == 8, message="three pages")
+    for incident in incidents:
+        world.sms.reply(responder["phone"], f"ACK {incident['code']}")
+        world.sms.reply(responder["phone"], f"RES {incident['code']} fine")
+    answers = [m["body"] for m in world.sms.to(responder["phone"])[8:]]
+    assert [a.split()[0] for a in answers] == ["You", "Resolved"] * 3, answers
 
 
 def test_shopper_is_told_help_is_coming(world):

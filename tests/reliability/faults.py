@@ -109,6 +109,8 @@ def service_clients(service: str) -> list[Any]:
 
     get_services()  # wires the service first: binding the models replaces their connections (and clients)
     clients = [aws_client(_CLIENT_NAME[service])]
+    if service == "sns":
+        clients.append(aws_client("sns", "sms"))  # SMS are published by a client that never retries
     if service == "dynamodb":
         from pynamodb.connection.base import Connection
         from pynamodb.models import Model

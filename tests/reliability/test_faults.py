@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, unique, wait_for
+from tests.conftest import unique, wait_for
 from tests.reliability.conftest import PANIC, assert_timeline_sound, emergency_pages, executions, types
 
 
@@ -81,7 +81,7 @@ def _write(world, which: str, shopper):
     return "PutItem", lambda params: params.get("TableName") == table
 
 
-@pytest.mark.parametrize("which, kind", [("incident", "throttle"), ("incident", "5xx"), ("idempotency_record", "throttle")])
+@pytest.mark.parametrize("which, kind", [("incident", "throttle"), ("incident", "5xx")])
 def test_dynamodb_outage_on_the_create_fails_cleanly_and_the_same_key_completes_later(world, faults, tier1, kind, which):
     shopper = world.as_("shopper")
     key = unique("key")
@@ -109,15 +109,6 @@ def test_dynamodb_outage_on_the_create_fails_cleanly_and_the_same_key_completes_
     incident = retried.json()["incident"]
     assert [i["id"] for i in _shoppers_incidents(shopper)] == [incident["id"]]
     _assert_fully_escalated(world, incident, tier1)
-
-
-def test_idempotency_store_outage_is_the_contracts_503(world, faults, tier1):
-    shopper = world.as_("shopper")
-    operation, match = _write(world, "idempotency_record", shopper)
-    # Not retried by botocore, so this costs no backoff; throttling beyond the retries takes the same path (above).
-    faults.add("dynamodb", operation, "reject", match=match)
-    failed = _open(shopper, unique("key"))
-    assert failed.status_code == 503 and failed.json()["error"]["code"] == "unavailable", failed.text
 
 
 def test_create_that_commits_but_answers_5xx_is_not_duplicated(world, faults, tier1):
@@ -162,7 +153,7 @@ def test_transient_start_execution_failures_are_retried(world, faults, tier1, ki
 
 
 def test_start_execution_outage_is_deferred_to_the_queue_and_a_same_key_retry_changes_nothing(world, faults, tier1):
-    """Step Functions down: the press is still accepted (201, reference number) and the start waits on the page queue
+    """Step Functions down: the press is still accepted (201, reference number) and the start waits on the jobs queue
     until Step Functions answers; a retry with the same key returns the same incident, and one execution runs."""
     shopper = world.as_("shopper")
     key = unique("key")
@@ -176,7 +167,9 @@ def test_start_execution_outage_is_deferred_to_the_queue_and_a_same_key_retry_ch
 
     retried = _open(shopper, key)
 
-    assert retried.status_code == 201 and retried.json() == accepted.json()
+    assert retried.status_code == 201
+    assert (retried.json()["incident"]["id"], retried.json()["incident"]["reference"]) == (
+        accepted.json()["incident"]["id"], accepted.json()["incident"]["reference"])
     incident = retried.json()["incident"]
     assert len(_shoppers_incidents(shopper)) == 1
     _assert_fully_escalated(world, incident, tier1)
@@ -204,7 +197,10 @@ def test_start_execution_outage_leaves_nothing_half_done(world, faults, tier1):
 
 
 # --- SNS: publish failures -------------------------------------------------------------------------------------------
-def test_failed_pages_are_recorded_retried_with_backoff_and_delivered_once(world, faults, tier1):
+def test_failed_pages_are_recorded_never_retried_by_botocore_and_delivered_once(world, faults, tier1):
+    """A publish answered with a 5xx may or may not have left: botocore must not retry it (a silent retry is a
+    second SMS with one `paged` on the record). Each failure is recorded (`sent: unknown`), the page request is
+    delivered again after a backoff, and the page goes out once SNS answers."""
     failing, healthy = tier1
     rule = faults.add("sns", "Publish", "5xx", match=lambda params: params.get("PhoneNumber") == failing["phone"])
     incident = world.open_panic()
@@ -219,15 +215,32 @@ def test_failed_pages_are_recorded_retried_with_backoff_and_delivered_once(world
     failed = [e for e in events if e["type"] == "page_failed"]
     assert {e["details"]["to"] for e in failed} == {failing["phone"]}
     assert all(e["details"]["tier"] == 1 and e["details"]["responder"] == failing["id"] for e in failed)
+    assert all(e["details"]["sent"] == "unknown" for e in failed)
     page_seq = next(e["seq"] for e in events if e["type"] == "paged" and e["details"]["to"] == failing["phone"])
     assert all(e["seq"] < page_seq for e in failed)
-    # Backoff, not a hot loop: each failure is 4 SNS attempts with jittered exponential backoff, and the page request
-    # then waits out its visibility timeout on the queue before the next delivery.
-    assert rule.count > len(failed), "each delivery retried the publish itself before recording a failure"
+    assert rule.count == len(failed), "one publish per recorded failure: botocore never retried one"
+    # Backoff, not a hot loop: the page request is made visible again after a delay, growing with each delivery.
     times = [_seconds(e["at"]) for e in failed]
     assert all(later - earlier >= 0.9 for earlier, later in zip(times, times[1:])), times
     # The healthy responder of the same tier was paged once, not again on each redelivery.
     assert len(world.sms.to(healthy["phone"])) == 1
+
+
+def test_a_publish_that_lands_but_answers_5xx_is_recorded_and_its_retry_is_on_the_record(world, faults, tier1):
+    """SNS accepts the SMS and the answer is lost: the responder has it, the service cannot know. Without botocore's
+    retry the service records `page_failed` (sent: unknown) and its own retry sends it again: two SMS, two entries on
+    the record (page_failed, then paged), never a second SMS the timeline does not show."""
+    failing, _healthy = tier1
+    rule = faults.add("sns", "Publish", "commit_then_5xx", times=1,
+                      match=lambda params: params.get("PhoneNumber") == failing["phone"])
+    incident = world.open_panic()
+    wait_for(lambda: any(e["type"] == "paged" and e["details"]["to"] == failing["phone"]
+                         for e in world.timeline(incident["id"])), timeout=30, message="the retried page")
+    events = assert_timeline_sound(world, incident["id"])
+    mine = [e for e in events if e["details"].get("to") == failing["phone"] and e["type"] in ("paged", "page_failed")]
+    assert [e["type"] for e in mine] == ["page_failed", "paged"] and mine[0]["details"]["sent"] == "unknown"
+    assert rule.count == 1
+    assert len(emergency_pages(world.sms.to(failing["phone"]), incident["reference"])) == 2
 
 
 def _seconds(iso: str) -> float:
@@ -268,41 +281,20 @@ def test_cancellation_notices_survive_a_page_queue_failure(world, faults, tier1)
              timeout=10, message="cancellation notices to the responders already paged")
 
 
-def test_a_page_that_keeps_failing_is_parked_with_every_failure_recorded_and_a_redrive_delivers_it(world, faults):
-    """SNS refuses one responder's page every time (a non-retryable error): after 10 deliveries the page request is
-    parked on the dead-letter queue (alarmed on in infra/deployment.yaml), each try is on the record as
-    `page_failed`, and redriving the parked request once SNS accepts again pages the responder exactly once."""
-    import boto3
-    import yaml
-
-    refused = world.responder()
-    world.route_all_to(world.policy([[refused]], [3600]))
+def test_a_page_that_keeps_failing_is_given_up_after_three_deliveries_and_escalation_goes_on(world, faults):
+    """SNS refuses one responder's page every time (a non-retryable error): each delivery of the page request records
+    `page_failed`; after three the sender gives up on that number (one bad phone must not hold the tier's timer
+    forever). Nobody in tier 1 was reached, so its hour-long timeout is not waited out: tier 2 is paged at once."""
+    refused, tier2 = world.responder(), world.responder()
+    world.route_all_to(world.policy([[refused], [tier2]], [3600, 3600]))
     rule = faults.add("sns", "Publish", "reject", match=lambda params: params.get("PhoneNumber") == refused["phone"])
     incident = world.open_panic()
-    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=world.stack.aws_url)
-    dlq = sqs.get_queue_url(QueueName=world.stack.env["PAGE_QUEUE_URL"].rsplit("/", 1)[-1] + "-dlq")["QueueUrl"]
-
-    def parked():
-        for message in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0,
-                                           WaitTimeSeconds=0).get("Messages", []):
-            if incident["id"] in message["Body"]:
-                return message
-        return None
-
-    message = wait_for(parked, timeout=60, interval=1, message="the page request parked on the dead-letter queue")
+    wait_for(lambda: world.sms.to(tier2["phone"]), timeout=60, interval=0.5, message="tier 2 after tier 1 gave up")
     faults.remove(rule)
-    failed = [e for e in world.timeline(incident["id"]) if e["type"] == "page_failed"]
-    assert len(failed) == 10 == rule.count, (len(failed), rule.count)
+    events = assert_timeline_sound(world, incident["id"])
+    failed = [e for e in events if e["type"] == "page_failed"]
+    assert len(failed) == 3 == rule.count, (len(failed), rule.count)
     assert all(e["details"]["error"] and e["details"]["to"] == refused["phone"] for e in failed)
     assert world.sms.to(refused["phone"]) == []
-    deployment = yaml.safe_load((ROOT / "infra" / "deployment.yaml").read_text())
-    alarm = deployment["Resources"]["PageDeadLettersAlarm"]["Properties"]
-    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["PageQueueDeadLetters", "QueueName"]}
-
-    # The runbook's redrive: the parked request goes back on the page queue and is sent.
-    sqs.send_message(QueueUrl=world.stack.env["PAGE_QUEUE_URL"], MessageBody=message["Body"])
-    sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
-    wait_for(lambda: world.sms.to(refused["phone"]), timeout=15, message="the redriven page")
-    time.sleep(1)
-    assert len(emergency_pages(world.sms.to(refused["phone"]), incident["reference"])) == 1
-    assert [e["type"] for e in assert_timeline_sound(world, incident["id"])].count("paged") == 1
+    escalated = next(e for e in events if e["type"] == "escalated")
+    assert escalated["details"]["tier"] == 2 and escalated["seq"] > failed[-1]["seq"]

@@ -11,15 +11,23 @@ from pydantic import ValidationError
 from chalicelib import auth
 from chalicelib.config import settings
 from chalicelib.domain.errors import Forbidden, Unauthenticated
-from chalicelib.schemas import IncidentCreate, PolicyPut, RoutingPut, TargetRef, validation_details
+from chalicelib.schemas import (
+    IncidentCreate,
+    PolicyPut,
+    RoutingPut,
+    TargetRef,
+    validation_details,
+)
+from infra.environment import RESOURCES
+from local.tokens import issue_token
 
 
 @pytest.fixture(autouse=True)
 def token_env(monkeypatch):
-    for name in ("INCIDENTS_TABLE", "TIMELINE_TABLE", "PAGES_TABLE", "DIRECTORY_TABLE", "LOOKUPS_TABLE",
-                 "IDEMPOTENCY_TABLE", "ESCALATION_STATE_MACHINE_ARN", "PAGE_QUEUE_URL"):
+    for name in RESOURCES:  # every resource setting, from the one mapping
         monkeypatch.setenv(name, "unused")
     monkeypatch.setenv("TOKEN_SECRET", "unit-secret-key-of-32-bytes-or-more")
+    monkeypatch.setenv("LOCAL_STACK", "1")
     monkeypatch.delenv("TOKEN_JWKS_URL", raising=False)
     settings.cache_clear()
     yield
@@ -27,7 +35,7 @@ def token_env(monkeypatch):
 
 
 def test_issued_tokens_verify_with_role_and_subject():
-    token = auth.issue_token("responder", "r1", "unit-secret-key-of-32-bytes-or-more")
+    token = issue_token("responder", "r1", "unit-secret-key-of-32-bytes-or-more")
     assert auth.verify_token(f"Bearer {token}") == auth.Principal("responder", "r1")
 
 

@@ -1,0 +1,2 @@
+"""Deployment infrastructure: the resources, the state machine definitions, and the template build. Nothing here
+imports the local stack (local/ imports from here)."""
