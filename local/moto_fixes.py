@@ -9,7 +9,11 @@ internals it relies on, skipping itself with a warning (never failing the stack)
    concurrent notes), which real DynamoDB's serializable transactions never do. The whole-table copy also makes every
    transaction slower as the tables grow. The fix: one lock around every DynamoDB backend operation (DynamoDB
    serialises writes to an item; a lock over the whole backend is stricter, and cheap under the GIL), and
-   transactions that snapshot and restore only the items they touch instead of whole tables.
+   transactions that snapshot and restore only the items they touch instead of whole tables. Third guarantee:
+   `TransactWriteItems` honours `ClientRequestToken` as DynamoDB does (a repeat of a successful call with the same
+   token within 10 minutes succeeds without writing again). moto ignores the token, so a transaction whose answer
+   was lost (a 5xx after the commit) and that botocore retried with its token failed its own conditions locally
+   and was decided again: a note stored twice, under load, where AWS stores it once.
 
 The other three make moto's Step Functions executor cheaper without changing what it does (a profile of a burst
 had the executor at ~41% of the stack's CPU: the ANTLR parse of the definition on every execution ~22%, jsonpath
@@ -55,8 +59,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -165,6 +171,42 @@ def _patch_dynamodb() -> None:
                 raise
 
     DynamoDBBackend.transact_write_items = transact_write_items
+    _honour_client_request_tokens()
+
+
+# DynamoDB keeps a transaction's client token for 10 minutes.
+CLIENT_TOKEN_TTL_S = 600
+_succeeded_tokens: dict[str, tuple[float, str, Any]] = {}
+
+
+def _honour_client_request_tokens() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    _require(hasattr(DynamoHandler, "transact_write_items"), "DynamoHandler lacks transact_write_items")
+    original = DynamoHandler.transact_write_items
+
+    @functools.wraps(original)
+    def transact_write_items(self):
+        token = self.body.get("ClientRequestToken")
+        if not token:
+            return original(self)
+        request = json.dumps(self.body.get("TransactItems"), sort_keys=True)
+        with _LOCK:
+            now = time.monotonic()
+            for old in [t for t, (at, _, _) in _succeeded_tokens.items() if now - at > CLIENT_TOKEN_TTL_S]:
+                del _succeeded_tokens[old]
+            seen = _succeeded_tokens.get(token)
+            if seen is not None:
+                if seen[1] != request:
+                    from moto.dynamodb.exceptions import MockValidationException
+
+                    raise MockValidationException("IdempotentParameterMismatch: the token was used for another request")
+                return seen[2]
+            result = original(self)
+            _succeeded_tokens[token] = (now, request, result)
+            return result
+
+    DynamoHandler.transact_write_items = transact_write_items
 
 
 # --- 2. the parsed state machine definition ---------------------------------------------------------------------------

@@ -269,8 +269,9 @@ class DynamoDBIncidentStore(IncidentStore):
             raise Unavailable("could not store the change, try again") from exc
 
     def _landed(self, write: Write) -> bool:
-        """A version conflict on a retry of our own transaction whose first answer was lost (where the client
-        request token is not honoured, as in the local emulator): the incident is exactly what we wrote."""
+        """A version conflict on a retry of our own transaction whose first answer was lost. DynamoDB (and the local
+        stack, see local/moto_fixes.py) answers botocore's retry, which carries the same client request token, as a
+        success; this is the fallback where the token is not honoured: the incident is exactly what we wrote."""
         current = self._get(write.after.incident_id)
         return current is not None and current == write.after
 

@@ -220,3 +220,27 @@ def test_one_client_per_key(fixes):
     assert sqs._request_signer._credentials.get_frozen_credentials() == \
         fresh._request_signer._credentials.get_frozen_credentials()
     assert sqs.meta.config.retries == fresh.meta.config.retries
+
+
+def test_a_transaction_repeated_with_its_client_token_succeeds_without_writing_again(stack):
+    """As DynamoDB does: the repeat botocore sends after a lost answer (same ClientRequestToken) is a success that
+    writes nothing; without the patch moto ran it again, failed its own condition, and the caller decided anew."""
+    dynamodb = boto3.Session(region_name=REGION).client("dynamodb", endpoint_url=stack.aws_url)
+    table = f"moto-tokens-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(TableName=table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")
+    add_one = [{"Update": {"TableName": table, "Key": {"pk": {"S": "counter"}}, "UpdateExpression": "ADD n :one",
+                           "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+               {"Put": {"TableName": table, "Item": {"pk": {"S": "event-1"}},
+                        "ConditionExpression": "attribute_not_exists(pk)"}}]
+    token = uuid.uuid4().hex
+
+    dynamodb.transact_write_items(TransactItems=add_one, ClientRequestToken=token)
+    dynamodb.transact_write_items(TransactItems=add_one, ClientRequestToken=token)  # the retry: a success
+
+    assert dynamodb.get_item(TableName=table, Key={"pk": {"S": "counter"}})["Item"]["n"] == {"N": "1"}
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):  # a new token is a new transaction
+        dynamodb.transact_write_items(TransactItems=add_one, ClientRequestToken=uuid.uuid4().hex)
+    with pytest.raises(dynamodb.exceptions.ClientError, match="IdempotentParameterMismatch"):
+        dynamodb.transact_write_items(TransactItems=add_one[:1], ClientRequestToken=token)
