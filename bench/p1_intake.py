@@ -187,6 +187,7 @@ def main() -> None:
     recorder.install()
     incident = post(event)
     recorder.uninstall()
+    recorder.capture = None
     replay = Replay(next(p for op, p in captured if op == "TransactWriteItems"),
                     next(p for op, p in captured if op == "StartExecution"), incident, shopper)
 

@@ -234,9 +234,9 @@ def main() -> None:
             carrier.fail_phones = set()
         people.route_all_to(policy)
 
-    def call_api(method: str, resource: str, body: dict | None = None, path: dict | None = None,
-                 headers: dict | None = None, shopper: str | None = None) -> dict:
-        event = api_event(method, resource, stack.mint_token("shopper", shopper or "bench-p5"), body, path, headers)
+    def call_api(shopper: str, method: str, resource: str, body: dict | None = None, path: dict | None = None,
+                 headers: dict | None = None) -> dict:
+        event = api_event(method, resource, stack.mint_token("shopper", shopper), body, path, headers)
         t0 = time.perf_counter()
         status, answer = invoke_api(stack.app, event)
         lambdas.add("api", time.perf_counter() - t0)
@@ -248,8 +248,8 @@ def main() -> None:
                 if m["to"] == phone and m["body"].startswith(prefix) and reference in m["body"]]
 
     def open_incident() -> dict:
-        return call_api("POST", "/v1/incidents", PANIC_BODY, headers={"Idempotency-Key": uuid.uuid4().hex},
-                        shopper=f"p5-{uuid.uuid4().hex[:8]}")["incident"]
+        return call_api(f"p5-{uuid.uuid4().hex[:8]}", "POST", "/v1/incidents", PANIC_BODY,
+                        headers={"Idempotency-Key": uuid.uuid4().hex})["incident"]
 
     def acknowledge_and_resolve(incident: dict) -> None:
         first = roster["first"]
@@ -279,11 +279,11 @@ def main() -> None:
 
     def check_in_completed() -> None:
         shopper = f"p5-{uuid.uuid4().hex[:8]}"
-        check_in = call_api("POST", "/v1/check-ins", {"due_in_s": 600}, shopper=shopper)["check_in"]
-        call_api("POST", "/v1/check-ins/{check_in_id}/complete", path={"check_in_id": check_in["id"]}, shopper=shopper)
+        check_in = call_api(shopper, "POST", "/v1/check-ins", {"due_in_s": 600})["check_in"]
+        call_api(shopper, "POST", "/v1/check-ins/{check_in_id}/complete", path={"check_in_id": check_in["id"]})
 
     def check_in_missed() -> None:
-        call_api("POST", "/v1/check-ins", {"due_in_s": 5}, shopper=f"p5-{uuid.uuid4().hex[:8]}")
+        call_api(f"p5-{uuid.uuid4().hex[:8]}", "POST", "/v1/check-ins", {"due_in_s": 5})
         # Missed, its incident opened and paged: the page to the roster's tier 1 says so (watching the SMS log makes
         # no request that would count).
         page = poll_until(lambda: next((m for m in stack.sms.listing() if m["to"] == roster["first"]["phone"]

@@ -117,7 +117,7 @@ def main() -> None:
 
     write_result(args["out"], {
         "benchmark": "p8_review_reads",
-        "sizes": sizes,
+        "incident_counts": sizes,
         "page": PAGE,
         "sparse": {"kind": SPARSE_KIND, "one_in": SPARSE_EVERY},
         "seed_s": seed_s,

@@ -109,7 +109,7 @@ def p3_figure(phase: str, target_p99: float | None):
     def figure(r: dict) -> tuple[str, bool]:
         p = r["phases"][phase]
         s = p["tier2_late_s"]
-        text = (f"tier 2: {spread(s)}; early {p['early']} of {p['measured']}, not measured {len(p['missing'])}")
+        text = f"tier 2: {spread(s)}; early {p['early']} of {p['measured']}, a page missing for {len(p['missing'])}"
         met = p["early"] == 0 and not p["missing"] and p["measured"] == p["incidents"] and s.get("n", 0) > 0
         if target_p99 is not None:
             met = met and 0 <= s["min"] and s["p99"] <= target_p99

@@ -66,7 +66,7 @@ def test_quick_benchmarks_produce_every_section_and_figure(tmp_path):
 
     assert p7["sequence"] and p7["publish_to_confirmation_s"]["n"] == p7["acks"]
 
-    assert [entry["incidents"] for entry in p8["results"]] == p8["sizes"]
+    assert [entry["incidents"] for entry in p8["results"]] == p8["incident_counts"]
     for entry in p8["results"]:
         assert set(entry["requests"]) == {"list_first", "list_deep", "list_filtered", "metrics", "export"}
         assert all(request["items_read"] > 0 for request in entry["requests"].values())
