@@ -176,17 +176,11 @@ def inactive_responder(world_) -> dict:
 
 
 def api_event(method: str, resource: str, token: str, body: dict | None = None,
-              path_parameters: dict | None = None, headers: dict | None = None,
-              query: dict | None = None) -> dict:
-    """The API Gateway proxy event the API Lambda receives (tests/infra/packaged_probe.py builds it), with query
-    string parameters when given."""
+              path_parameters: dict | None = None, headers: dict | None = None) -> dict:
+    """The API Gateway proxy event the API Lambda receives (tests/infra/packaged_probe.py builds it)."""
     from tests.infra.packaged_probe import api_event as build
 
-    event = build(method, resource, path_parameters, token, body, headers)
-    if query:
-        event["queryStringParameters"] = dict(query)
-        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
-    return event
+    return build(method, resource, path_parameters, token, body, headers)
 
 
 def invoke_api(app, event: dict) -> tuple[int, Any]:

@@ -161,8 +161,8 @@ def main() -> None:
     profile_out = args.get("profile-out")
 
     stack = start_stack()
-    admin = world(stack.api_url, stack.dev_url)
-    admin.route_all_to(admin.policy([[inactive_responder(admin)]], [60]))
+    people = world(stack.api_url, stack.dev_url)
+    people.route_all_to(people.policy([[inactive_responder(people)]], [60]))
     from chalicelib.services import get_services
 
     services = get_services()

@@ -166,8 +166,8 @@ def main() -> None:
     rng = random.Random(2)
 
     stack = start_stack()
-    admin = world(stack.api_url, stack.dev_url)
-    admin.route_all_to(admin.policy([[inactive_responder(admin)]], [60]))
+    people = world(stack.api_url, stack.dev_url)
+    people.route_all_to(people.policy([[inactive_responder(people)]], [60]))
     with tempfile.TemporaryDirectory(prefix="bench-p2-") as tmp:
         sampler = Sampler(stack, Path(tmp))
         for variant in VARIANTS:  # warm-up: bytecode caches written, files in the page cache
