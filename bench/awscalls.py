@@ -6,9 +6,10 @@ runs them with boto3), and the local stand-in for Lambda's SQS event source mapp
 `botocore.client.BaseClient._make_api_call` sees all of them without touching service code.
 
 Each call is attributed to an *origin* by the Python stack that made it:
-- `api:<route function>`  the API Lambda (a route of app.py), `lambda:send_pages`, `lambda:inbound_sms`
-- `stepfunctions`         a service integration task of the escalation state machine
-- `sqs-esm`               Lambda's SQS event source mapping (receive/delete around send_pages)
+- `api:<route function>`  the API Lambda (a route of app.py)
+- `lambda:<handler>`      an event Lambda: `send_pages`, `inbound_sms`, `run_jobs`, `sms_receipts`
+- `stepfunctions`         a service integration task of a state machine (moto's executor)
+- `sqs-esm`               Lambda's SQS event source mapping (the stack's receivers: receive, delete)
 - `carrier`               AWS End User Messaging publishing a two-way SMS reply to the inbound-sms topic
 - `bench`                 the benchmark's own calls (baselines, history reads): never counted as service cost
 
@@ -16,7 +17,9 @@ DynamoDB request units are computed from item sizes with the published on-demand
 ConsumedCapacity is a constant: a write is 1 WRU per started KB of the larger of the item before/after (here: after,
 read from moto's backend in-process), transactional writes cost 2x, each global secondary index holding the item costs
 one more write of its size; a strongly consistent read is 1 RRU per started 4 KB (eventually consistent 0.5), a Query
-sums the sizes of the items it returns, a read that finds nothing still costs the minimum.
+sums the sizes of the items it returns, a read that finds nothing still costs the minimum. A Query with a filter
+is billed for every item it reads, not only those it returns: `items_read` counts them (ScannedCount), the RRU here
+are a lower bound for such a Query.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ from bench.common import ACCOUNT_ID, REGION, ROOT
 APP_FILE = str(ROOT / "app.py")
 STACK_FILE = str(ROOT / "local" / "stack.py")
 BENCH_DIR = str(ROOT / "bench")
+SERVICES_DIR = str(ROOT / "chalicelib" / "services")
+ADAPTERS_DIR = str(ROOT / "chalicelib" / "adapters")
+# app.py's event handlers (Lambda functions of their own); every other route function belongs to the API Lambda.
+EVENT_HANDLERS = ("send_pages", "inbound_sms", "run_jobs", "sms_receipts")
+# app.py's route decorator calls each route function from its `view` wrapper.
+ROUTE_WRAPPER = "view"
 
 
 @dataclass
@@ -47,10 +56,10 @@ class Call:
     site: str | None = None
     wru: float = 0.0
     rru: float = 0.0
+    items_read: int = 0  # DynamoDB items the request read (a Query's ScannedCount; a filter does not reduce it)
     messages: int = 0  # SQS ReceiveMessage: messages returned
     sms_text: str | None = None  # SNS Publish with PhoneNumber
     sms_to: str | None = None
-    incident_id: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -58,14 +67,11 @@ class Call:
         return f"{self.service}.{self.operation}" + (f"({self.target})" if self.target else "")
 
 
-SERVICES_DIR = str(ROOT / "chalicelib" / "services")
-ADAPTERS_DIR = str(ROOT / "chalicelib" / "adapters")
-
-
 def classify(frame) -> tuple[str, str | None]:
     """(origin, site): site is the innermost service-layer method (and the adapter method it called) that made the
-    call, e.g. `EscalationService._send_all > PageStore.claim`."""
+    call, e.g. `PageSender._page > DynamoDBIncidentStore._write`."""
     site = adapter = None
+    app_frames: list[str] = []  # names of app.py's functions on the stack, innermost first
     while frame is not None:
         code = frame.f_code
         filename = code.co_filename
@@ -74,22 +80,34 @@ def classify(frame) -> tuple[str, str | None]:
         elif adapter is None and filename.startswith(ADAPTERS_DIR):
             adapter = code.co_qualname
         if filename == APP_FILE:
-            name = code.co_name
-            if name in ("send_pages", "inbound_sms"):
-                return f"lambda:{name}", site or adapter
-            return f"api:{name}", site or adapter
-        if "/moto/stepfunctions/" in filename:
+            app_frames.append(code.co_name)
+        elif app_frames:  # left app.py: its outermost function is the Lambda entry point
+            return _app_origin(app_frames), site or adapter
+        elif "/moto/stepfunctions/" in filename:
             return "stepfunctions", None
-        if filename == STACK_FILE:
-            if code.co_name in ("_poll_pages", "_invoke_send_pages"):
+        elif filename == STACK_FILE:
+            if code.co_name == "_receive":
                 return "sqs-esm", None
             if code.co_name == "publish_inbound_sms":
                 return "carrier", None
             return "local-stack", None
-        if filename.startswith(BENCH_DIR):
+        elif filename.startswith(BENCH_DIR):
             return "bench", site or adapter
         frame = frame.f_back
+    if app_frames:
+        return _app_origin(app_frames), site or adapter
     return "other", site or adapter
+
+
+def _app_origin(app_frames: list[str]) -> str:
+    for name in app_frames:
+        if name in EVENT_HANDLERS:
+            return f"lambda:{name}"
+    if ROUTE_WRAPPER in app_frames:
+        position = app_frames.index(ROUTE_WRAPPER)
+        if position > 0:
+            return f"api:{app_frames[position - 1]}"
+    return f"api:{app_frames[-1]}"
 
 
 # --- DynamoDB item sizes and request units ----------------------------------------------------------------------------
@@ -220,6 +238,20 @@ def ddb_units(tables: _Tables, operation: str, params: dict, response: dict | No
     return 0.0, 0.0
 
 
+def items_read(operation: str, response: dict | None) -> int:
+    """DynamoDB items a read request read (what it is billed for), found or scanned."""
+    response = response or {}
+    if operation == "GetItem":
+        return 1 if response.get("Item") else 0
+    if operation in ("Query", "Scan"):
+        return int(response.get("ScannedCount", response.get("Count", 0)))
+    if operation == "BatchGetItem":
+        return sum(len(items) for items in response.get("Responses", {}).values())
+    if operation == "TransactGetItems":
+        return sum(1 for entry in response.get("Responses", []) if entry.get("Item"))
+    return 0
+
+
 def _short_table(name: str) -> str:
     return name.split("-", 1)[1] if name.startswith("local-") else name
 
@@ -293,6 +325,8 @@ class AwsCallRecorder:
                         threading.current_thread().name, error, site)
             if service == "dynamodb" and self.ddb_units and origin != "bench":
                 call.wru, call.rru = ddb_units(self._tables, operation, params, response, error is not None)
+            if service == "dynamodb":
+                call.items_read = items_read(operation, response)
             if service == "sqs" and operation == "ReceiveMessage":
                 call.messages = len((response or {}).get("Messages", []))
             if service == "sns" and operation == "Publish" and params.get("PhoneNumber"):

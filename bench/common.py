@@ -1,8 +1,13 @@
-"""Shared helpers of the benchmarks: statistics, the local stack, directory setup over the API, result files.
+"""Shared helpers of the benchmarks: statistics, result files, the machine, the local stack and how to call it.
 
 Every benchmark runs in its own process (bench/run.py starts them one after another): the service caches its
 settings and AWS clients per process, and a fresh process per figure keeps one benchmark's leftovers (threads of
 waiting Step Functions executions, queued pages) out of the next one's numbers.
+
+What already has a home elsewhere is used from there, not copied: ports and the stack in a subprocess
+(local/subprocess_stack.py), polling (local/polling.py), the admin/shopper/reviewer HTTP clients and the SMS log
+(tests/conftest.py: `World`, `Api`, `Sms`), the API Gateway event and Lambda context a handler receives
+(tests/infra/packaged_probe.py), ISO times (chalicelib/domain/clock.py).
 """
 
 from __future__ import annotations
@@ -11,13 +16,11 @@ import json
 import math
 import os
 import platform
-import random
-import socket
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"
-KINDS = ["panic", "medical", "threat", "accident", "harassment", "conduct", "fraud", "account_breach", "privacy"]
-PANIC_BODY = {"kind": "panic", "location": {"lat": 37.77, "lng": -122.41, "accuracy_m": 12}}
+from local.stack import ACCOUNT_ID, REGION  # noqa: E402,F401 - re-exported for the benchmarks
 
-# Production-like: INFO logging as the prod stage (log lines are part of the cost); no EMF metric lines.
-os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_DEV", "false")
+PANIC_BODY = {"kind": "panic", "location": {"lat": 37.77, "lng": -122.41, "accuracy_m": 12}}
+# The prod stage's log level (.chalice/config.json): log lines are part of what a request costs.
 os.environ.setdefault("LOG_LEVEL", "INFO")
+os.environ.setdefault("POWERTOOLS_DEV", "false")
 
 
 # --- statistics ------------------------------------------------------------------------------------------------------
@@ -68,37 +68,7 @@ def median(values: Iterable[float]) -> float | None:
     return percentile(values, 50)
 
 
-# --- small utilities -------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    """Polls until `predicate()` is truthy and returns it; returns None at the deadline (the caller reports it)."""
-    from local.polling import poll_until
-
-    return poll_until(predicate, timeout, interval)
-
-
-def parse_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def new_phone() -> str:
-    return "+1555" + "".join(random.choice("0123456789") for _ in range(7))
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def write_result(path: str | Path, result: dict) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(result, indent=2, default=str))
-
-
+# --- arguments and results -------------------------------------------------------------------------------------------
 def cli_args(argv: list[str] | None = None) -> dict[str, str]:
     """`--name value` pairs (the runner passes --out and the sizes); tiny on purpose, no argparse help needed."""
     argv = sys.argv[1:] if argv is None else argv
@@ -108,6 +78,23 @@ def cli_args(argv: list[str] | None = None) -> dict[str, str]:
         if token.startswith("--"):
             args[token[2:]] = next(it, "")
     return args
+
+
+def int_list(text: str) -> list[int]:
+    """"250,1000" -> [250, 1000] (list-valued sizes travel as comma-separated text)."""
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def write_result(path: str | Path, result: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=2, default=str))
+
+
+def at(value: str) -> float:
+    """Epoch seconds of an ISO 8601 time (the SMS log's `sent_at`, an incident's `created_at`)."""
+    from chalicelib.domain.clock import parse_iso
+
+    return parse_iso(value).timestamp()
 
 
 # --- machine description ---------------------------------------------------------------------------------------------
@@ -157,37 +144,86 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-# --- the local stack -------------------------------------------------------------------------------------------------
+# --- the local stack, in this process --------------------------------------------------------------------------------
 def start_stack():
-    """The same embedded stack tests use, on free ports, without the demo roster."""
-    from bench import moto_patch
+    """The stack the integration tests use (local/stack.py, local/moto_fixes.py applied), on free ports, no demo
+    roster. In this process, so a benchmark can read moto's SMS log and the execution histories, and wrap handlers."""
     from local.stack import LocalStack
+    from local.subprocess_stack import free_port
 
-    moto_patch.install()
     return LocalStack(aws_port=free_port(), api_port=free_port(), dev_port=free_port(), seed=False).start()
 
 
-def set_state_machine_execution(stack, on: bool) -> None:
-    import requests
+def world(api_url: str, dev_url: str):
+    """Admin, reviewer and shoppers over HTTP, as the integration tests act (tests/conftest.py's World)."""
+    from types import SimpleNamespace
 
-    requests.post(f"{stack.aws_url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": on}}, timeout=5)
+    from tests.conftest import World
+
+    return World(SimpleNamespace(api_url=api_url, dev_url=dev_url))
 
 
-def sfn_client(stack):
+def inactive_responder(world_) -> dict:
+    """A responder nobody can page: an escalation on a policy of only such responders ends at once (a tier with
+    nobody pageable is not waited out), so thousands of incidents leave no executions waiting in the process."""
+    from tests.conftest import new_phone, unique
+
+    responder = {"id": unique("r-off"), "phone": new_phone()}
+    response = world_.admin.put(f"/v1/responders/{responder['id']}",
+                                json={"name": responder["id"], "phone": responder["phone"], "active": False})
+    assert response.status_code == 201, response.text
+    return responder
+
+
+def api_event(method: str, resource: str, token: str, body: dict | None = None,
+              path_parameters: dict | None = None, headers: dict | None = None) -> dict:
+    """The API Gateway proxy event the API Lambda receives (tests/infra/packaged_probe.py builds it)."""
+    from tests.infra.packaged_probe import api_event as build
+
+    return build(method, resource, path_parameters, token, body, headers)
+
+
+def invoke_api(app, event: dict) -> tuple[int, Any]:
+    """One API Lambda invocation, as Lambda makes it: the Chalice app called with the event and a context.
+    (status, parsed JSON body or the raw text)."""
+    from tests.infra.packaged_probe import Context
+
+    response = app(event, Context())
+    body = response.get("body") or ""
+    try:
+        return response["statusCode"], json.loads(body)
+    except ValueError:
+        return response["statusCode"], body
+
+
+def settle(window: float = 0.03, busy: float = 0.1, timeout: float = 3.0) -> float:
+    """Waits until this process uses less than `busy` of one core over `window` seconds; returns the time waited.
+    What an incident sets off in the background of the local stack (the executor's claim, the page sender) runs in
+    this process and would land on whatever is timed next; a Lambda invocation on AWS runs alone."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        cpu = time.process_time()
+        time.sleep(window)
+        if time.process_time() - cpu < busy * window:
+            break
+    return time.perf_counter() - started
+
+
+# --- Step Functions ----------------------------------------------------------------------------------------------------
+def sfn_client(aws_url: str):
     import boto3
 
-    return boto3.client("stepfunctions", region_name=REGION, endpoint_url=stack.aws_url)
+    return boto3.client("stepfunctions", region_name=REGION, endpoint_url=aws_url)
 
 
-def execution_arn(stack, name: str) -> str:
-    return stack.env["ESCALATION_STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:") + ":" + name
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + name
 
 
-def execution_history(stack, name: str, client=None) -> list[dict]:
-    client = client or sfn_client(stack)
+def execution_history(client, arn: str) -> list[dict]:
     events, token = [], None
     while True:
-        kwargs = {"executionArn": execution_arn(stack, name), "maxResults": 1000}
+        kwargs = {"executionArn": arn, "maxResults": 1000}
         if token:
             kwargs["nextToken"] = token
         page = client.get_execution_history(**kwargs)
@@ -197,59 +233,6 @@ def execution_history(stack, name: str, client=None) -> list[dict]:
             return events
 
 
-def wait_deadlines(history: list[dict]) -> list[datetime]:
-    """When each Wait state was due to end: its entered time plus its seconds (as tests/integration do)."""
-    due = []
-    for event in history:
-        if event["type"] == "WaitStateEntered":
-            state_input = json.loads(event["stateEnteredEventDetails"]["input"])
-            due.append(event["timestamp"] + timedelta(seconds=state_input["timeout_s"]))
-    return due
-
-
-class Directory:
-    """Admin setup over the HTTP API, as an operator would do it."""
-
-    def __init__(self, stack):
-        import requests
-
-        self.stack = stack
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {stack.mint_token('admin', 'bench-admin')}"
-
-    def _put(self, path: str, body: dict) -> dict:
-        response = self.session.put(f"{self.stack.api_url}{path}", json=body, timeout=30)
-        if response.status_code not in (200, 201):
-            raise RuntimeError(f"PUT {path}: {response.status_code} {response.text}")
-        return response.json()
-
-    def responder(self) -> dict:
-        responder_id, phone = unique("r"), new_phone()
-        self._put(f"/v1/responders/{responder_id}", {"name": responder_id, "phone": phone})
-        return {"id": responder_id, "phone": phone}
-
-    def policy(self, tiers: list[list[dict]], timeouts: list[int], repeat: int = 0) -> str:
-        policy_id = unique("p")
-        self._put(f"/v1/escalation-policies/{policy_id}", {
-            "tiers": [{"targets": [{"responder": r["id"]} for r in tier], "timeout_s": t} for tier, t in zip(tiers, timeouts)],
-            "repeat": repeat,
-        })
-        return policy_id
-
-    def route_all_to(self, policy_id: str) -> None:
-        self._put("/v1/routing", {"default": policy_id, **{k: policy_id for k in KINDS}})
-
-
-def chalice_client():
-    """The Chalice test client on the Lambda entry module, with the prod stage's environment variables (INFO logs)."""
-    import app as lambda_entry
-    from chalice.test import Client
-
-    return Client(lambda_entry.app, stage_name="prod", project_dir=str(ROOT))
-
-
-def post_panic(client, token: str, idempotency_key: str | None = None, body: dict | None = None):
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    if idempotency_key is not None:
-        headers["Idempotency-Key"] = idempotency_key
-    return client.http.post("/v1/incidents", headers=headers, body=json.dumps(body or PANIC_BODY).encode())
+def state_transitions(history: list[dict]) -> int:
+    """What Step Functions Standard bills: one transition per state entered."""
+    return sum(1 for event in history if event["type"].endswith("StateEntered"))

@@ -1,18 +1,19 @@
-"""What the local stack's moto costs per escalation, with and without local/moto_fixes.py's executor patches.
+"""P9 the local stack's ceiling (issue 18.5): what moto costs per escalation, with and without the executor patches of
+local/moto_fixes.py (the parsed definition cached, jsonpath parsers cached, one boto3 client per task service).
 
-    .venv/bin/python -m bench.moto_overhead                      # both arms, 3 runs each, figures as JSON on stdout
-    .venv/bin/python -m bench.moto_overhead --runs 5 --n 100 --burst 300 --arms after
+    python -m bench.moto_overhead --out /tmp/p9.json                     # both arms, sizes as below
+    python -m bench.moto_overhead --out /tmp/p9.json --runs 5 --n 100 --burst 300 --arms after
 
-Two measurements, each in a fresh process per run (a stack's waiting executions and threads stay in its process):
-- `escalations`: N panics pressed by N distinct shoppers (bench/burst_driver.py in its own process, 8 concurrent
-  clients), until every incident's first (tier-1) page was sent. Reported: the stack process's CPU seconds
-  (`time.process_time`, all its threads: moto, the executor, the API, the SQS receivers) and the wall seconds from
-  the first press to the last first page.
+Two measurements, each run in a fresh process (a stack's waiting executions and threads stay in its process):
+- `escalations`: N panics pressed by N shoppers (bench/burst_driver.py in its own process, C concurrent clients),
+  until every incident's first (tier-1) page was sent. Reported: the stack process's CPU seconds per 100
+  escalations (`time.process_time`, all its threads: moto, the executor, the API, the queue receivers) and the wall
+  seconds from the first press to the last first page.
 - `burst`: B presses the same way; presses/s = accepted / (first press sent .. last press answered), as P4 reports.
 
 Arms: `before` sets LOCAL_MOTO_FIXES_SKIP=executor (moto's Step Functions executor as it ships; the DynamoDB fix,
-which predates this benchmark, stays on), `after` applies every patch. Medians of `--runs` runs per arm; the runs of
-the two arms alternate, so drifting load on the shared cores hits both alike.
+which keeps transactions atomic under concurrency, stays on), `after` applies every patch. Medians of `--runs` runs
+per arm; the runs of the two arms alternate, so drifting load on the shared cores hits both alike.
 """
 
 from __future__ import annotations
@@ -26,25 +27,12 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.burst_driver import run_in_subprocess
+from bench.common import ROOT, cli_args, median, start_stack, world, write_result
 
 ARMS = {"before": "executor", "after": ""}
 MARK = "MOTO_OVERHEAD_RESULT "
-
-
-def _arg(name: str, default: str) -> str:
-    argv = sys.argv[1:]
-    return argv[argv.index(f"--{name}") + 1] if f"--{name}" in argv else default
-
-
-def _median(values: list[float]) -> float | None:
-    data = sorted(v for v in values if v is not None)
-    if not data:
-        return None
-    mid = len(data) // 2
-    return data[mid] if len(data) % 2 else (data[mid - 1] + data[mid]) / 2
+TARGET_SPEEDUP = 1.8  # issue 18.5: "about twice as fast"
 
 
 def _rss_mb() -> float:
@@ -59,31 +47,20 @@ def worker(presses: int, concurrency: int, deadline_s: float) -> dict:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    from bench.common import Directory, free_port
-    from local.stack import LocalStack
-
-    stack = LocalStack(aws_port=free_port(), api_port=free_port(), dev_port=free_port(), seed=False).start()
-    directory = Directory(stack)
-    responder = directory.responder()
-    directory.route_all_to(directory.policy([[responder]], [3600]))
+    stack = start_stack()
+    people = world(stack.api_url, stack.dev_url)
+    responder = people.responder()
+    people.route_all_to(people.policy([[responder]], [3600]))
 
     def first_pages() -> set[str]:
         return {m["body"].split()[1] for m in stack.sms.listing()
                 if m["to"] == responder["phone"] and m["body"].startswith("EMERGENCY")}
 
-    with tempfile.TemporaryDirectory(prefix="bench-moto-") as tmp:
-        tokens_file, out_file = Path(tmp) / "tokens.json", Path(tmp) / "presses.json"
-        tokens_file.write_text(json.dumps([stack.mint_token("shopper", f"moto-bench-{i}") for i in range(presses)]))
-        rss0, threads0 = _rss_mb(), threading.active_count()
-        cpu0, wall0 = time.process_time(), time.time()
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "bench.burst_driver", "--url", stack.api_url, "--presses", str(presses),
-             "--concurrency", str(concurrency), "--tokens", str(tokens_file), "--out", str(out_file)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        _, stderr = driver.communicate(timeout=3600)
-        if driver.returncode != 0:
-            raise RuntimeError(f"burst driver failed: {stderr[-3000:]}")
-        run = json.loads(out_file.read_text())
+    tokens = [stack.mint_token("shopper", f"p9-{i}") for i in range(presses)]
+    rss0, threads0 = _rss_mb(), threading.active_count()
+    cpu0, wall0 = time.process_time(), time.time()
+    with tempfile.TemporaryDirectory(prefix="bench-p9-") as tmp:
+        run = run_in_subprocess(stack.api_url, tokens, concurrency, Path(tmp))
     accepted = [r for r in run["presses"] if r["status"] == 201]
     references = {r["reference"] for r in accepted}
     first_sent = min(r["sent"] for r in run["presses"])
@@ -97,7 +74,6 @@ def worker(presses: int, concurrency: int, deadline_s: float) -> dict:
     cpu1, wall1 = time.process_time(), time.time()
     from local import moto_fixes
 
-    stats = moto_fixes.stats()
     return {
         "presses": presses,
         "accepted": len(accepted),
@@ -109,7 +85,7 @@ def worker(presses: int, concurrency: int, deadline_s: float) -> dict:
         # What the waiting executions hold (each waits in its Wait state once paged).
         "rss_mb_per_incident": (_rss_mb() - rss0) / presses,
         "threads_per_incident": (threading.active_count() - threads0) / presses,
-        "fixes": stats,
+        "fixes": moto_fixes.stats(),
     }
 
 
@@ -125,43 +101,48 @@ def run_worker(arm: str, presses: int, concurrency: int) -> dict:
 
 
 def main() -> None:
-    presses, concurrency = int(_arg("n", "100")), int(_arg("concurrency", "8"))
-    if _arg("worker", ""):
-        result = worker(presses, concurrency, float(_arg("deadline", str(max(120.0, presses * 1.0)))))
+    args = cli_args()
+    presses, concurrency = int(args.get("n", 100)), int(args.get("concurrency", 8))
+    if args.get("worker"):
+        result = worker(presses, concurrency, float(args.get("deadline", max(120.0, presses * 1.0))))
         print(MARK + json.dumps(result), flush=True)
         os._exit(0)  # waiting executions hold threads: do not join them
-    runs, burst = int(_arg("runs", "3")), int(_arg("burst", "300"))
-    arms = _arg("arms", "before,after").split(",")
+    runs, burst = int(args.get("runs", 3)), int(args.get("burst", 300))
+    arms = args.get("arms", "before,after").split(",")
     raw: dict[str, dict[str, list[dict]]] = {arm: {"escalations": [], "burst": []} for arm in arms}
-    for _ in range(runs):
-        for arm in arms:
-            raw[arm]["escalations"].append(run_worker(arm, presses, concurrency))
-            print(f"{arm} escalations {raw[arm]['escalations'][-1]}", file=sys.stderr, flush=True)
-    if burst:
-        for _ in range(runs):
+    for measurement, size in (("escalations", presses), ("burst", burst)):
+        for _ in range(runs if size else 0):
             for arm in arms:
-                raw[arm]["burst"].append(run_worker(arm, burst, concurrency))
-                print(f"{arm} burst {raw[arm]['burst'][-1]}", file=sys.stderr, flush=True)
+                raw[arm][measurement].append(run_worker(arm, size, concurrency))
+                print(f"{arm} {measurement} {raw[arm][measurement][-1]}", file=sys.stderr, flush=True)
     figures = {}
     for arm in arms:
         esc, bur = raw[arm]["escalations"], raw[arm]["burst"]
         figures[arm] = {
-            f"escalations_{presses}": {"cpu_s_median": _median([r["cpu_s"] for r in esc]),
-                                       "wall_s_median": _median([r["wall_s"] for r in esc]),
-                                       "rss_mb_per_incident_median": _median([r["rss_mb_per_incident"] for r in esc]),
-                                       "threads_per_incident_median": _median([r["threads_per_incident"] for r in esc]),
-                                       "all_paged": all(r["paged"] == r["presses"] for r in esc),
-                                       "runs": [{k: r[k] for k in ("cpu_s", "wall_s", "paged")} for r in esc]},
+            "escalations": {"n": presses,
+                            "cpu_s_per_100_median": median(r["cpu_s"] * 100 / presses for r in esc),
+                            "wall_s_median": median(r["wall_s"] for r in esc),
+                            "rss_mb_per_incident_median": median(r["rss_mb_per_incident"] for r in esc),
+                            "threads_per_incident_median": median(r["threads_per_incident"] for r in esc),
+                            "all_paged": all(r["paged"] == r["presses"] for r in esc),
+                            "runs": [{k: r[k] for k in ("cpu_s", "wall_s", "paged")} for r in esc]},
         }
         if bur:
-            figures[arm][f"burst_{burst}"] = {
-                "presses_per_s_median": _median([r["presses_per_s"] for r in bur]),
-                "cpu_s_median": _median([r["cpu_s"] for r in bur]),
-                "wall_s_to_last_page_median": _median([r["wall_s"] for r in bur]),
+            figures[arm]["burst"] = {
+                "n": burst,
+                "presses_per_s_median": median(r["presses_per_s"] for r in bur if r["presses_per_s"]),
+                "cpu_s_median": median(r["cpu_s"] for r in bur),
+                "wall_s_to_last_page_median": median(r["wall_s"] for r in bur),
                 "all_paged": all(r["paged"] == r["presses"] for r in bur),
                 "runs": [{k: r[k] for k in ("presses_per_s", "cpu_s", "wall_s", "paged")} for r in bur]}
-    print(json.dumps({"benchmark": "moto_overhead", "runs_per_arm": runs, "concurrency": concurrency,
-                      "loadavg": os.getloadavg(), "arms": figures}, indent=2))
+    result = {"benchmark": "moto_overhead", "runs_per_arm": runs, "concurrency": concurrency, "arms": figures,
+              "target_speedup": TARGET_SPEEDUP}
+    if "before" in figures and "after" in figures and burst:
+        result["burst_speedup"] = (figures["after"]["burst"]["presses_per_s_median"]
+                                   / figures["before"]["burst"]["presses_per_s_median"])
+        result["cpu_per_escalation_ratio"] = (figures["after"]["escalations"]["cpu_s_per_100_median"]
+                                              / figures["before"]["escalations"]["cpu_s_per_100_median"])
+    write_result(args["out"], result)
 
 
 if __name__ == "__main__":
