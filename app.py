@@ -525,15 +525,22 @@ def sms_receipts(event, context) -> dict:
         except (ValueError, KeyError, TypeError):
             log.warning("unreadable delivery status log line skipped")
             continue
-        recorded += services().deliveries.receipt(message_id, status, _receipt_time(receipt))
+        published_at, answered_at = _receipt_times(receipt)
+        recorded += services().deliveries.receipt(message_id, status, answered_at, published_at)
     return {"recorded": recorded}
 
 
-def _receipt_time(receipt: dict) -> str | None:
-    from chalicelib.domain.clock import TimeFormatError, iso, parse_iso
+def _receipt_times(receipt: dict) -> tuple[str | None, str | None]:
+    """(published, answered) from an SNS SMS delivery status log line: `notification.timestamp` is the publish, and
+    `delivery.dwellTimeMs` the time until the carrier answered."""
+    from chalicelib.domain.clock import TimeFormatError, iso, parse_iso, plus_seconds
 
     stamp = receipt.get("notification", {}).get("timestamp")
     try:
-        return iso(parse_iso(stamp.replace(" ", "T"))) if stamp else None
+        published = iso(parse_iso(stamp.replace(" ", "T"))) if stamp else None
     except (TimeFormatError, AttributeError):
-        return None
+        return None, None
+    dwell_ms = receipt.get("delivery", {}).get("dwellTimeMs")
+    if published is None or not isinstance(dwell_ms, (int, float)) or isinstance(dwell_ms, bool) or dwell_ms < 0:
+        return published, published
+    return published, plus_seconds(published, dwell_ms / 1000)

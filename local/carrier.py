@@ -56,12 +56,16 @@ class Carrier(dict):
         with self.lock:
             to, _body = self[message_id]
             self.status[message_id] = status
+            sent_at = self.sent_at.get(message_id)
+        # As AWS writes it: `notification.timestamp` is the publish, `dwellTimeMs` the time until the carrier answered.
         now = datetime.now(timezone.utc)
+        published = datetime.fromisoformat(sent_at.replace("Z", "+00:00")) if sent_at else now
         line = {
-            "notification": {"messageId": message_id, "timestamp": now.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]},
+            "notification": {"messageId": message_id, "timestamp": published.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]},
             "delivery": {"destination": to, "smsType": "Transactional", "phoneCarrier": "Local Carrier",
                          "providerResponse": "Message has been accepted by phone" if status == "delivered"
-                         else "Unknown error attempting to reach phone", "dwellTimeMs": 120, "priceInUSD": 0.00645},
+                         else "Unknown error attempting to reach phone",
+                         "dwellTimeMs": max(0, int((now - published).total_seconds() * 1000)), "priceInUSD": 0.00645},
             "status": "SUCCESS" if status == "delivered" else "FAILURE",
         }
         suffix = "" if status == "delivered" else "/Failure"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.adapters.sms import SmsNotSent
+from chalicelib.domain.clock import iso
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.schemas import PolicyPut
 from tests.services.harness import Harness
@@ -94,3 +95,25 @@ def test_a_policy_may_require_verified_responders(h: Harness):
     h.services.admin.mark_verified("a")
     assert h.services.admin.put_policy("strict", body)[1] is True
     assert [r["id"] for r in h.services.admin.list_responders(verified=False)] == ["b"]
+
+
+def test_a_receipt_for_an_sms_that_is_no_page_is_given_up_at_once_unless_just_published(h: Harness, monkeypatch):
+    """Most receipts are for confirmations and replies, seconds after their publish: one lookup each, no waiting
+    (waiting on each held a batch of log lines 1.5 s per line). Only a receipt for an SMS published under
+    RECORD_GRACE_S ago is looked up again, for as long as the sender may still be recording its message id."""
+    from chalicelib.services import delivery
+
+    lookups = []
+    original = h.store.page_by_message_id
+    monkeypatch.setattr(h.store, "page_by_message_id", lambda mid: lookups.append(mid) or original(mid))
+    slept = []
+    monkeypatch.setattr(delivery.time, "sleep", lambda s: slept.append(s) or h.clock.advance(s))
+    published = iso(h.clock())
+    h.clock.advance(5)
+
+    assert h.services.deliveries.receipt("a-confirmation", "delivered", iso(h.clock()), published) is False
+    assert lookups == ["a-confirmation"] and slept == []
+
+    lookups.clear()
+    assert h.services.deliveries.receipt("just-sent", "delivered", iso(h.clock()), iso(h.clock())) is False
+    assert len(lookups) > 1 and sum(slept) == pytest.approx(delivery.RECORD_GRACE_S, abs=0.31)
