@@ -67,6 +67,17 @@ def facts(incident: Incident) -> IncidentFacts:
         first_contact_at=moment(incident.first_contact_at), deliveries=incident.deliveries or None)
 
 
+# How many incidents one list request may read, at most: max(SCAN_FLOOR, SCAN_PER_ITEM x limit).
+SCAN_FLOOR = 200
+SCAN_PER_ITEM = 4
+
+
+def _matches(query: ListQuery, incident: Incident) -> bool:
+    return ((query.status is None or incident.status == query.status)
+            and (query.kind is None or incident.kind == query.kind)
+            and (query.responder is None or query.responder in incident.responder_ids))
+
+
 class Review:
     def __init__(self, store: IncidentStore, access, clock):
         self._store = store
@@ -93,16 +104,29 @@ class Review:
             after=decode_cursor(cursor) if cursor else None, page_size=page_size)
 
     def list(self, principal: Principal, query: ListQuery, limit: int, status: str | None = None) -> dict:
+        """One page, newest first. The filters are applied here, on what the store reads in order, so that a request
+        reads at most max(SCAN_FLOOR, SCAN_PER_ITEM x limit) incidents: a rare kind over a long range answers a short
+        (even empty) page with a `next_cursor` where the reading stopped, as DynamoDB's own Limit does, instead of
+        reading the whole range in one request (2,000 items, 7 s, for 1 kind in 50)."""
+        wanted = ListQuery(**{**query.__dict__, "status": None, "kind": None, "responder": None,
+                              "page_size": limit + 1})
+        budget = max(SCAN_FLOOR, SCAN_PER_ITEM * limit)
         results: list[Incident] = []
-        for incident in self._store.list_incidents(ListQuery(**{**query.__dict__, "page_size": limit + 1})):
-            if principal.role == "shopper" and status is not None and owner_status(incident) != status:
-                continue
-            results.append(incident)
-            if len(results) > limit:
+        read, last_read = 0, None
+        for incident in self._store.list_incidents(wanted):
+            read, last_read = read + 1, incident
+            if _matches(query, incident) and (principal.role != "shopper" or status is None
+                                              or owner_status(incident) == status):
+                results.append(incident)
+                if len(results) > limit:
+                    break
+            if read >= budget:
                 break
         page: dict = {"incidents": [incident_view(i, for_owner=principal.role == "shopper") for i in results[:limit]]}
         if len(results) > limit:
             page["next_cursor"] = encode_cursor(results[limit - 1])
+        elif read >= budget:
+            page["next_cursor"] = encode_cursor(last_read)
         return page
 
     def _stream(self, query: ListQuery) -> Iterator[Incident]:
