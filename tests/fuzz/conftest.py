@@ -19,19 +19,10 @@ import warnings
 
 import pytest
 
-from tests.reliability.faults import Faults
+from tests.reliability.faults import faults  # noqa: F401 - the fixture, shared with tests/reliability
 
 TOOL_CRASH = "AST constructor recursion depth mismatch"
 LIFE_SAFETY_LOCATION = {"lat": 37.77, "lng": -122.41, "accuracy_m": 12}
-
-
-@pytest.fixture()
-def faults(stack):
-    injector = Faults()
-    try:
-        yield injector
-    finally:
-        injector.clear()
 
 
 class Scene:

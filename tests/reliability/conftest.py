@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import boto3
-import pytest
 
-from tests.reliability.faults import Faults
+from tests.reliability.faults import faults  # noqa: F401 - the fixture, shared with tests/fuzz
 
 PANIC = {"kind": "panic", "location": {"lat": 37.77, "lng": -122.41, "accuracy_m": 12}}
-
-
-@pytest.fixture()
-def faults(stack):
-    injector = Faults()
-    try:
-        yield injector
-    finally:
-        injector.clear()
 
 
 def sfn(world):

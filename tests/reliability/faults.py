@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import pytest
 from botocore.awsrequest import AWSResponse
 
 # botocore's event names use the service's hyphenised id: Step Functions is "sfn".
@@ -183,3 +184,13 @@ class Faults:
         for client, event, handler, unique_id in self._registered:
             client.meta.events.unregister(event, handler, unique_id=unique_id)
         self._registered.clear()
+
+
+@pytest.fixture()
+def faults(stack):
+    """Fault injection on the service's AWS clients; every hook is removed at teardown, even when the test fails."""
+    injector = Faults()
+    try:
+        yield injector
+    finally:
+        injector.clear()
