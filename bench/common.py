@@ -6,7 +6,7 @@ waiting Step Functions executions, queued pages) out of the next one's numbers.
 
 What already has a home elsewhere is used from there, not copied: ports and the stack in a subprocess
 (local/subprocess_stack.py), polling (local/polling.py), the admin/shopper/reviewer HTTP clients and the SMS log
-(tests/conftest.py: `World`, `Api`, `Sms`), the API Gateway event and Lambda context a handler receives
+(tests/support/people.py: `World`, `Api`, `Sms`), the API Gateway event and Lambda context a handler receives
 (tests/infra/packaged_probe.py), ISO times (chalicelib/domain/clock.py).
 """
 
@@ -155,10 +155,10 @@ def start_stack():
 
 
 def world(api_url: str, dev_url: str):
-    """Admin, reviewer and shoppers over HTTP, as the integration tests act (tests/conftest.py's World)."""
+    """Admin, reviewer and shoppers over HTTP, as the integration tests act (tests/support/people.py's World)."""
     from types import SimpleNamespace
 
-    from tests.conftest import World
+    from tests.support.people import World
 
     return World(SimpleNamespace(api_url=api_url, dev_url=dev_url))
 
@@ -166,7 +166,7 @@ def world(api_url: str, dev_url: str):
 def inactive_responder(world_) -> dict:
     """A responder nobody can page: an escalation on a policy of only such responders ends at once (a tier with
     nobody pageable is not waited out), so thousands of incidents leave no executions waiting in the process."""
-    from tests.conftest import new_phone, unique
+    from tests.support.people import new_phone, unique
 
     responder = {"id": unique("r-off"), "phone": new_phone()}
     response = world_.admin.put(f"/v1/responders/{responder['id']}",

@@ -26,7 +26,7 @@ from bench.burst_driver import dev_tokens, press_all
 from bench.common import REGION, at, cli_args, int_list, summary, world, write_result
 from local.polling import poll_until
 from local.subprocess_stack import StackProcess
-from tests.conftest import Sms
+from tests.support.people import Sms
 
 EARLY_TOLERANCE_S = 0.05  # the SMS log keeps milliseconds; the same bound as tests/e2e/test_burst_pages_every_tier.py
 
@@ -68,7 +68,7 @@ class Counts:
 
 
 def _pages(sms, phone: str) -> dict[str, list[dict]]:
-    """reference -> every page (EMERGENCY ...) sent to `phone`, oldest first (`sms`: tests/conftest.py's Sms)."""
+    """reference -> every page (EMERGENCY ...) sent to `phone`, oldest first (`sms`: tests/support/people.py's Sms)."""
     pages: dict[str, list[dict]] = {}
     for message in sms.to(phone):
         if message["body"].startswith("EMERGENCY"):

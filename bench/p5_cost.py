@@ -51,7 +51,7 @@ from bench.common import (
     write_result,
 )
 from local.polling import poll_until
-from tests.conftest import new_phone, unique
+from tests.support.people import new_phone, unique
 
 LAMBDA_MEMORY_MB = json.loads((ROOT / ".chalice" / "config.json").read_text()).get("lambda_memory_size", 128)
 TARGET_INCIDENT_USD = 0.001  # per typical incident, everything but SMS
