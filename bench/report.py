@@ -660,7 +660,9 @@ the call recorder (items read: what DynamoDB bills, a Query's ScannedCount), onc
 Linear in what is returned: {'**yes**' if r['linear'] else '**no**'} (a list page reads at most
 {targets['list_read_per_returned']:g}x what it returns at every size; metrics and export read each incident of the
 range once, at most {targets['range_read_per_incident']:g}x). A filter on kind or status is applied to what the index
-returns, so a sparse one reads the range until its page is full.
+returns, within a budget per request (max(200, 4 x limit) incidents, services/review.py): a sparse one answers a short
+page and a `next_cursor` where it stopped reading, so no request reads the whole range; the next page goes on from
+there. A rare filter over a long range therefore takes several requests; an index per kind would make it one.
 """
 
 
