@@ -260,3 +260,32 @@ def test_evidence_limits(world, routed, body, field):
     assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == field
     assert world.as_("shopper").post(f"/v1/incidents/{incident['id']}/attachments",
                                      json={"filename": "a.png", "content_type": "image/png", "size_bytes": 1}).status_code == 403
+
+
+def test_a_press_with_a_key_and_a_cold_cache_is_one_read_one_transaction_and_one_start(world, routed):
+    """Issue 18.3: the idempotency claim rides in the incident's own transaction and the directory is read in one
+    go, so a panic press (cold routing plan, as presses seconds apart find it) costs one directory read, one
+    TransactWriteItems and one StartExecution, and nothing else on the way to the 201."""
+    from chalicelib.services import get_services
+    from tests.reliability.faults import service_clients
+
+    calls: list[str] = []
+
+    def record(event_name, **_):
+        calls.append(event_name.rsplit(".", 1)[-1])
+
+    clients = service_clients("dynamodb") + service_clients("sfn")
+    for client in clients:
+        client.meta.events.register("after-call.*.*", record, unique_id="hot-path")
+    get_services().admin._plan = None  # the routing plan cached by a warm Lambda: cold, as bench P1 measures
+    try:
+        response = world.as_("shopper").post("/v1/incidents", json={"kind": "panic", "location": {"lat": 1, "lng": 2}},
+                                             headers={"Idempotency-Key": unique("press")})
+    finally:
+        for client in clients:
+            client.meta.events.unregister("after-call.*.*", unique_id="hot-path")
+    assert response.status_code == 201, response.text
+    writes = [c for c in calls if c not in ("GetItem", "BatchGetItem", "Query")]
+    reads = [c for c in calls if c in ("GetItem", "BatchGetItem", "Query")]
+    assert writes == ["TransactWriteItems", "StartExecution"], calls
+    assert len(reads) <= 1, calls
