@@ -198,9 +198,10 @@ def _honour_client_request_tokens() -> None:
             seen = _succeeded_tokens.get(token)
             if seen is not None:
                 if seen[1] != request:
-                    from moto.dynamodb.exceptions import MockValidationException
+                    from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
 
-                    raise MockValidationException("IdempotentParameterMismatch: the token was used for another request")
+                    raise DynamodbException(ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+                                            "the client request token was used for another request")
                 return seen[2]
             result = original(self)
             _succeeded_tokens[token] = (now, request, result)

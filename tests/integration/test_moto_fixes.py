@@ -242,5 +242,5 @@ def test_a_transaction_repeated_with_its_client_token_succeeds_without_writing_a
     assert dynamodb.get_item(TableName=table, Key={"pk": {"S": "counter"}})["Item"]["n"] == {"N": "1"}
     with pytest.raises(dynamodb.exceptions.TransactionCanceledException):  # a new token is a new transaction
         dynamodb.transact_write_items(TransactItems=add_one, ClientRequestToken=uuid.uuid4().hex)
-    with pytest.raises(dynamodb.exceptions.ClientError, match="IdempotentParameterMismatch"):
+    with pytest.raises(dynamodb.exceptions.IdempotentParameterMismatchException):
         dynamodb.transact_write_items(TransactItems=add_one[:1], ClientRequestToken=token)
