@@ -35,7 +35,9 @@ BENCHMARKS = {
     "p4": ("p4_burst", {"presses": 1000, "concurrency": 8, "rate-presses": 300, "rates": "1,3", "rate-timeouts": "20,20"},
            {"presses": 12, "concurrency": 8, "rate-presses": 6, "rates": "1,3", "rate-timeouts": "2,2"}, 3600, 240),
     "p5": ("p5_cost", {"repeats": 3, "tier-timeout": 2}, {"repeats": 1, "tier-timeout": 2}, 900, 240),
-    "p6": ("p6_checkins", {"check-ins": 100, "due-in": 5, "spread": 2.0, "recorded": 5},
+    # 100 check-ins falling due over 20 s (5 a second). Over 2 s (50 a second) the local stack is past its ceiling
+    # (P9: ~30 presses/s on 2 cores) and its jobs queue, not the timer, makes them late: p99 +4.6 s measured.
+    "p6": ("p6_checkins", {"check-ins": 100, "due-in": 5, "spread": 20.0, "recorded": 5},
            {"check-ins": 4, "due-in": 5, "spread": 1.0, "recorded": 2}, 900, 120),
     "p7": ("p7_ack", {"acks": 50, "recorded": 10}, {"acks": 3, "recorded": 2}, 900, 120),
     "p8": ("p8_review_reads", {"sizes": "250,1000,10000"}, {"sizes": "40,120"}, 2400, 120),
