@@ -121,10 +121,11 @@ def verify_chain(events: list[dict], head_seq: int | None = None, head_hash: str
             bad(seq, f"the private part of event {seq} was altered")
         prev = event["hash"]
     else:
-        # The chain held (a rewritten private row does not break it): the newest event must be the recorded head.
+        # The chain held (a rewritten private row does not break it): the recorded head must be in it at its place.
+        # Events after it were written since the head was read (the caller checks them against a fresh head).
         if head_seq is not None:
             if len(events) < head_seq:
                 bad(len(events) + 1, f"events {len(events) + 1} to {head_seq} were removed")
-            elif len(events) > head_seq or (head_hash is not None and prev != head_hash):
+            elif head_seq and head_hash is not None and events[head_seq - 1]["hash"] != head_hash:
                 bad(head_seq, "the newest events do not match the incident's record of them")
     return Verification(first_bad is None, first_bad, len(events), tuple(problems))

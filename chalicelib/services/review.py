@@ -18,7 +18,7 @@ from chalicelib.domain.clock import EARLIEST, TimeFormatError, iso, parse_iso, s
 from chalicelib.domain.errors import InvalidTransition, ValidationFailed
 from chalicelib.domain.incidents import Incident, owner_status
 from chalicelib.domain.review import IncidentFacts, review_metrics, timeline_durations
-from chalicelib.domain.timeline import EventType, NewEvent, verify_chain
+from chalicelib.domain.timeline import EventType, NewEvent, Verification, verify_chain
 from chalicelib.services.access import Principal
 from chalicelib.services.views import event_view, incident_view
 
@@ -161,8 +161,15 @@ class Review:
     def _verify(self, head: Incident, stored):
         """`head` is read BEFORE the events: events written in between come after it and are checked as part of the
         chain, never mistaken for a truncation."""
-        return verify_chain([e.as_dict() for e in stored], head.last_seq, head.last_hash,
-                            {e.seq: e.private for e in stored})
+        result = verify_chain([e.as_dict() for e in stored], head.last_seq, head.last_hash,
+                              {e.seq: e.private for e in stored})
+        if result.intact and len(stored) > head.last_seq:
+            # Events past the head read first: written since (a page, say), unless the incident never recorded them.
+            recorded = self._store.get(head.incident_id).last_seq
+            if recorded < len(stored):
+                return Verification(False, recorded + 1, len(stored),
+                                    (f"events {recorded + 1} to {len(stored)} are not in the incident's record",))
+        return result
 
     def report(self, incident: Incident) -> dict:
         """Everything a post-incident review starts from, in one document."""
