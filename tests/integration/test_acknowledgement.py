@@ -212,7 +212,8 @@ def test_reply_cap_stops_help_loops_but_never_swallows_a_confirmation(world):
     for incident in incidents:
         world.sms.reply(responder["phone"], f"ACK {incident['code']}")
         world.sms.reply(responder["phone"], f"RES {incident['code']} fine")
-    answers = [m["body"] for m in world.sms.to(responder["phone"])[8:]]
+    # Pages travel through the queue, apart from the answers: one may land between them (seen on a loaded run).
+    answers = [m["body"] for m in world.sms.to(responder["phone"])[5:] if not m["body"].startswith("EMERGENCY")]
     assert [a.split()[0] for a in answers] == ["You", "Resolved"] * 3, answers
 
 
