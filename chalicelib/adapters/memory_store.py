@@ -125,13 +125,8 @@ class MemoryIncidentStore(IncidentStore):
                 continue
             if query.owner is not None and incident.owner != query.owner:
                 continue
-            if query.status is not None and incident.status != query.status:
-                continue
-            if query.kind is not None and incident.kind != query.kind:
-                continue
-            if query.responder is not None and query.responder not in incident.responder_ids:
-                continue
-            yield incident
+            if query.admits(incident):
+                yield incident
 
     # --- for tests: what an administrator with table access could do -------------------------------------------------
     def tamper(self, incident_id: str, seq: int, **changes) -> None:

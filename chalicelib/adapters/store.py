@@ -129,6 +129,13 @@ class ListQuery:
     after: tuple[str, str] | None = None  # (created_at, incident_id) of the last incident already returned
     page_size: int = 100
 
+    def admits(self, incident: Incident) -> bool:
+        """Whether `incident` passes the status, kind and responder filters (the DynamoDB store asks the same as a
+        filter expression)."""
+        return ((self.status is None or incident.status == self.status)
+                and (self.kind is None or incident.kind == self.kind)
+                and (self.responder is None or self.responder in incident.responder_ids))
+
 
 @dataclass
 class Deadline:

@@ -11,6 +11,7 @@ import base64
 import csv
 import io
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 from chalicelib.adapters.store import IncidentStore, ListQuery
@@ -72,12 +73,6 @@ SCAN_FLOOR = 200
 SCAN_PER_ITEM = 4
 
 
-def _matches(query: ListQuery, incident: Incident) -> bool:
-    return ((query.status is None or incident.status == query.status)
-            and (query.kind is None or incident.kind == query.kind)
-            and (query.responder is None or query.responder in incident.responder_ids))
-
-
 class Review:
     def __init__(self, store: IncidentStore, access, clock):
         self._store = store
@@ -108,15 +103,14 @@ class Review:
         reads at most max(SCAN_FLOOR, SCAN_PER_ITEM x limit) incidents: a rare kind over a long range answers a short
         (even empty) page with a `next_cursor` where the reading stopped, as DynamoDB's own Limit does, instead of
         reading the whole range in one request (2,000 items, 7 s, for 1 kind in 50)."""
-        wanted = ListQuery(**{**query.__dict__, "status": None, "kind": None, "responder": None,
-                              "page_size": limit + 1})
+        wanted = replace(query, status=None, kind=None, responder=None, page_size=limit + 1)
         budget = max(SCAN_FLOOR, SCAN_PER_ITEM * limit)
         results: list[Incident] = []
         read, last_read = 0, None
         for incident in self._store.list_incidents(wanted):
             read, last_read = read + 1, incident
-            if _matches(query, incident) and (principal.role != "shopper" or status is None
-                                              or owner_status(incident) == status):
+            if query.admits(incident) and (principal.role != "shopper" or status is None
+                                           or owner_status(incident) == status):
                 results.append(incident)
                 if len(results) > limit:
                     break
@@ -130,7 +124,7 @@ class Review:
         return page
 
     def _stream(self, query: ListQuery) -> Iterator[Incident]:
-        return self._store.list_incidents(ListQuery(**{**query.__dict__, "page_size": 500}))
+        return self._store.list_incidents(replace(query, page_size=500))
 
     def metrics(self, query: ListQuery) -> dict:
         return {"metrics": review_metrics(facts(incident) for incident in self._stream(query))}
