@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -269,10 +270,10 @@ def test_a_press_with_a_key_and_a_cold_cache_is_one_read_one_transaction_and_one
     from chalicelib.services import get_services
     from tests.reliability.faults import service_clients
 
-    calls: list[str] = []
+    recorded: list[tuple[int, str]] = []
 
     def record(event_name, **_):
-        calls.append(event_name.rsplit(".", 1)[-1])
+        recorded.append((threading.get_ident(), event_name.rsplit(".", 1)[-1]))
 
     clients = service_clients("dynamodb") + service_clients("sfn")
     for client in clients:
@@ -285,7 +286,11 @@ def test_a_press_with_a_key_and_a_cold_cache_is_one_read_one_transaction_and_one
         for client in clients:
             client.meta.events.unregister("after-call.*.*", unique_id="hot-path")
     assert response.status_code == 201, response.text
+    # The press is served on one thread (the service starts none); the tier-1 page its escalation sends meanwhile
+    # runs on another, through the same clients, and is not the press's cost.
+    press_thread = next((thread for thread, call in recorded if call == "StartExecution"), None)
+    calls = [call for thread, call in recorded if thread == press_thread]
     writes = [c for c in calls if c not in ("GetItem", "BatchGetItem", "Query")]
     reads = [c for c in calls if c in ("GetItem", "BatchGetItem", "Query")]
-    assert writes == ["TransactWriteItems", "StartExecution"], calls
-    assert len(reads) <= 1, calls
+    assert writes == ["TransactWriteItems", "StartExecution"], recorded
+    assert len(reads) == 1, recorded
