@@ -297,7 +297,10 @@ class IncidentStore(ABC):
     def _event_rows(self, incident_id: str, last_seq: int, prev_hash: str,
                     events: list[NewEvent]) -> tuple[tuple[EventRow, ...], str]:
         rows = []
-        now = self.now()
+        # One write is one moment: an event with no time of its own (the SMS that asked) takes the time the decision
+        # stamped on the others (the acknowledgement it made), so times never run backwards within a write; only
+        # when no event carries a time is the clock read here.
+        now = next((new.at for new in events if new.at), None) or self.now()
         for offset, new in enumerate(events, start=1):
             seq = last_seq + offset
             details = dict(new.details)

@@ -80,6 +80,28 @@ def test_record_writes_a_transition_with_its_events_in_order(store):
     assert not won_again and again.version == 2
 
 
+def test_the_events_of_one_write_share_the_time_its_decision_stamped(store, clock):
+    """An event with no time of its own (the SMS that asked) written with one its decision stamped (the
+    acknowledgement it made) takes that time, not the later moment of the write: within a write, the timeline's times
+    never run backwards (a loaded machine put a millisecond between decision and write, and the review page's time
+    axis drew the acknowledgement before the SMS that made it)."""
+    incident = new_incident(store)
+
+    def decide(current: Incident) -> Transition:
+        transition = lifecycle.acknowledge(current, ANN, "sms", store.now(), 30)
+        clock.advance(0.5)  # the write comes after the decision
+        return replace(transition, events=(NewEvent("sms_received", {"command": "ack"}),) + transition.events)
+
+    store.record(incident.incident_id, decide)
+    received, acknowledged = store.timeline(incident.incident_id)[-2:]
+    assert (received.type, acknowledged.type) == ("sms_received", "acknowledged")
+    assert received.at == acknowledged.at
+    # With no time given at all, the write's own time is used.
+    store.append(incident.incident_id, NewEvent("note_added", {"by": "x"}))
+    assert store.timeline(incident.incident_id)[-1].at > acknowledged.at
+    assert chain(store, incident.incident_id).intact
+
+
 def test_a_commit_on_a_stale_version_is_a_conflict(store):
     incident = new_incident(store)
     store.append(incident.incident_id, NewEvent("note_added", {"by": "first"}))
