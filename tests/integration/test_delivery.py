@@ -37,7 +37,8 @@ def test_receipts_are_recorded_once_and_shown_in_the_report(world):
 
 
 def test_a_failed_page_fails_over_to_a_call_and_an_email(world):
-    responder = _voice_responder(world, email="oncall@example.com")
+    address = f"{unique('oncall')}@example.com"  # the local mailbox is shared by every test of the session
+    responder = _voice_responder(world, email=address)
     world.route_all_to(world.policy([[responder]], [3600]))
     incident = world.open_panic()
     page = wait_for(lambda: world.sms.to(responder["phone"]), message="page")[0]
@@ -46,7 +47,7 @@ def test_a_failed_page_fails_over_to_a_call_and_an_email(world):
                               if c["to"] == responder["phone"]], message="the voice call")
     assert incident["reference"] in calls[0]["text"]
     emails = [m for m in requests.get(f"{world.stack.dev_url}/dev/email", timeout=10).json()["emails"]
-              if "oncall@example.com" in m["to"]]
+              if address in m["to"]]
     assert emails and incident["reference"] in emails[0]["subject"]
     channels = [e["details"]["channel"] for e in world.timeline(incident["id"]) if e["type"] == "page_failover"]
     assert channels == ["voice", "email"]
